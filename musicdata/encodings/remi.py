@@ -1,0 +1,38 @@
+"""REMI (Huang & Yang 2020, "Pop Music Transformer") through MidiTok, with the REMI+ extensions.
+
+Paper: bar / position (16th-note grid in 4/4) / tempo / chord / velocity (32 bins) / pitch /
+duration tokens. We keep its 32 velocity bins, tempo and chord tokens, and take MidiTok's finer
+grid (8 positions per beat for the first 4 beats of a duration, 4 after). Deviation, on purpose:
+the paper is single-track piano in 4/4; real corpora are multi-track with odd meters, so we enable
+program tokens in one stream and time-signature tokens (REMI+, von Rütte et al. 2023, FIGARO).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from musicdata.encodings.base import MidiTokEncoding
+
+
+class Remi(MidiTokEncoding):
+    name = "remi"
+    kind = "flat"
+    version = 1
+    paper = "Huang & Yang 2020 (arXiv 2002.00212); REMI+ of von Rütte et al. 2023"
+    tokenizer_class = "REMI"
+    defaults: ClassVar[dict[str, Any]] = {
+        "pitch_range": (21, 109),
+        "beat_res": {"0-4": 8, "4-12": 4},
+        "num_velocities": 32,
+        "special_tokens": ["PAD", "BOS", "EOS", "MASK"],
+        "use_chords": True,
+        "use_tempos": True,
+        "num_tempos": 32,
+        "tempo_range": (40, 250),
+        "use_time_signatures": True,
+        "use_programs": True,
+        "one_token_stream_for_programs": True,
+        "use_rests": False,
+        "use_sustain_pedals": False,
+        "use_pitch_bends": False,
+    }

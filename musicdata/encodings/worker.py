@@ -1,0 +1,51 @@
+"""Tokenize one stored piece; runs inside an isolated worker (musicdata.isolate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from musicdata.encodings import Encoding, EncodingError, get_encoding
+
+_CACHE: dict[tuple[str, str], Encoding] = {}
+
+
+@dataclass(frozen=True)
+class TokenizeJob:
+    piece_id: str
+    blob_path: str
+    encoding: str
+    params: dict[str, Any]
+
+
+def _encoding(job: TokenizeJob) -> Encoding:
+    enc = get_encoding(job.encoding, job.params)
+    key = (enc.name, enc.config_hash)
+    return _CACHE.setdefault(key, enc)  # the tokenizer is built once per worker
+
+
+def tokenize_piece(job: TokenizeJob) -> dict[str, Any]:
+    import symusic
+
+    enc = _encoding(job)
+    try:
+        score = symusic.Score.from_midi(Path(job.blob_path).read_bytes())
+        tokens = enc.encode(score)
+    except EncodingError as exc:
+        return {
+            "piece_id": job.piece_id,
+            "status": "quarantined",
+            "reason": "unencodable",
+            "detail": str(exc),
+        }
+    except (KeyError, ValueError, IndexError, RuntimeError) as exc:
+        # Tokenizer bugs on real files (e.g. PerTok's KeyError 'TimeSig_2/2') quarantine the piece
+        # for this encoding with the exception, instead of crashing the run.
+        return {
+            "piece_id": job.piece_id,
+            "status": "quarantined",
+            "reason": "tokenizer_error",
+            "detail": f"{type(exc).__name__}: {exc}",
+        }
+    return {"piece_id": job.piece_id, "status": "ok", "tokens": tokens}

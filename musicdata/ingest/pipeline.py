@@ -1,0 +1,294 @@
+"""The ingest stage as library functions: discover -> parse batches in isolation -> record.
+
+`ingest_paths` runs the stage without Prefect (notebooks, tests); the Prefect flow passes its task
+wrappers of the same step functions in `Steps`, so both paths run the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from musicdata import __version__, progress
+from musicdata.catalog import records
+from musicdata.catalog.connection import now
+from musicdata.ingest.discover import Candidate, Discovery, Rejected, discover
+from musicdata.ingest.midi import MidiJob, inspect_midi
+from musicdata.ingest.split import assign_split
+from musicdata.isolate import Failure, IsolatedPool
+from musicdata.workspace import Workspace
+from schemas.config import config_hash
+
+STAGE = "ingest"
+INGEST_VERSION = 1  # bump when parsing or validation changes what a file's outcome is
+
+
+def ingest_config_hash(ws: Workspace) -> str:
+    return config_hash(ws.config.ingest, {"stage": STAGE, "version": INGEST_VERSION})
+
+
+def piece_id_for(sha256: str) -> str:
+    return "p" + sha256[:20]
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    ok: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    near_duplicates: int = 0
+    skipped: int = 0
+    ignored: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: dict[str, int]) -> None:
+        for key, value in other.items():
+            if key == "reasons":
+                for reason, n in value.items():  # type: ignore[attr-defined]
+                    self.reasons[reason] = self.reasons.get(reason, 0) + n
+            else:
+                setattr(self, key, getattr(self, key) + value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_batch(ws: Workspace, shas: list[str]) -> list[dict[str, Any]]:
+    """Parse and validate stored files in isolated workers; one record per sha, sorted."""
+    cfg = ws.config.ingest
+    jobs = [
+        MidiJob(
+            sha,
+            str(ws.abspath(ws.blob_relpath(sha))),
+            cfg.max_notes,
+            cfg.max_duration_s,
+            cfg.max_tracks,
+            cfg.content_hash_tpq,
+        )
+        for sha in shas
+    ]
+    out: list[dict[str, Any]] = []
+    with IsolatedPool(
+        inspect_midi,
+        workers=cfg.workers,
+        timeout_s=cfg.timeout_s,
+        memory_limit_mb=cfg.memory_limit_mb,
+    ) as pool:
+        for i, result in pool.map_unordered(jobs):
+            if isinstance(result, Failure):
+                result = {
+                    "sha256": shas[i],
+                    "status": "quarantined",
+                    "reason": result.reason,
+                    "detail": result.detail,
+                }
+            out.append(result)
+    return sorted(out, key=lambda r: r["sha256"])
+
+
+def record_batch(
+    ws: Workspace,
+    run_id: str,
+    files: list[Candidate],
+    parsed: list[dict[str, Any]],
+    rejected: list[Rejected],
+) -> dict[str, Any]:
+    """Write one batch's outcome in one short transaction; returns counts for the summary."""
+    chash = ingest_config_hash(ws)
+    by_sha = {r["sha256"]: r for r in parsed}
+    counts: dict[str, Any] = {
+        "ok": 0,
+        "quarantined": 0,
+        "duplicates": 0,
+        "near_duplicates": 0,
+        "reasons": {},
+    }
+    t = now()
+    file_rows, piece_rows, quarantine_rows, result_rows, edges = [], [], [], [], []
+
+    def quarantine(path: str, sha: str | None, reason: str, detail: str, stage: str) -> None:
+        quarantine_rows.append(
+            {
+                "path": path,
+                "sha256": sha,
+                "stage": stage,
+                "reason": reason,
+                "detail": detail,
+                "config_hash": chash,
+                "run_id": run_id,
+                "created_at": t,
+            }
+        )
+
+    with ws.catalog.write() as con:
+        shas = sorted({f.sha256 for f in files})
+        done = records.stage_status(con, STAGE, chash, shas)
+        first_path = _first_paths(con, shas)
+        canon = records.canonical_pieces(
+            con, [r["content_hash"] for r in parsed if r["status"] == "ok"]
+        )
+        for f in files:  # sorted by path: the first path of new bytes is the one parsed
+            dup_of = first_path.get(f.sha256)
+            file_rows.append(
+                {
+                    "path": f.path,
+                    "sha256": f.sha256,
+                    "size_bytes": f.size,
+                    "kind": f.kind,
+                    "archive": f.archive,
+                    "exact_duplicate_of": dup_of,
+                    "run_id": run_id,
+                    "first_seen_at": t,
+                }
+            )
+            first_path.setdefault(f.sha256, f.path)
+            if dup_of is not None or f.sha256 in done:
+                counts["duplicates"] += 1
+                status = done.get(f.sha256, ("ok", None))[0]
+                if status == "quarantined":
+                    rec = by_sha.get(f.sha256)
+                    reason, detail = (
+                        (rec["reason"], rec["detail"]) if rec
+                        else records.quarantine_reason(con, f.sha256, STAGE)
+                    )
+                    quarantine(
+                        f.path,
+                        f.sha256,
+                        reason,
+                        f"same bytes as a quarantined file: {detail}",
+                        STAGE,
+                    )
+                continue
+            rec = by_sha[f.sha256]
+            if rec["status"] != "ok":
+                counts["quarantined"] += 1
+                counts["reasons"][rec["reason"]] = counts["reasons"].get(rec["reason"], 0) + 1
+                quarantine(f.path, f.sha256, rec["reason"], rec["detail"], STAGE)
+                result_rows.append(_result(f.sha256, chash, "quarantined", None, run_id, t))
+                done[f.sha256] = ("quarantined", None)
+                continue
+            pid = piece_id_for(f.sha256)
+            near = canon.get(rec["content_hash"])
+            if near is None:
+                split = assign_split(rec["content_hash"], ws.config.split)
+                canon[rec["content_hash"]] = (pid, split)
+            else:
+                counts["near_duplicates"] += 1
+                split = near[1]
+            meta = {k: v for k, v in rec.items() if k not in ("sha256", "status")}
+            piece_rows.append(
+                {
+                    "piece_id": pid,
+                    "sha256": f.sha256,
+                    "split": split,
+                    "near_duplicate_of": near[0] if near else None,
+                    "blob_path": ws.blob_relpath(f.sha256),
+                    **meta,
+                    "ingest_config_hash": chash,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+            )
+            result_rows.append(_result(f.sha256, chash, "ok", pid, run_id, t))
+            edges.append(
+                {
+                    "src_id": f"file:{f.sha256}",
+                    "dst_id": f"piece:{pid}",
+                    "stage": STAGE,
+                    "config_hash": chash,
+                    "code_version": __version__,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+            )
+            done[f.sha256] = ("ok", pid)
+            counts["ok"] += 1
+        for r in rejected:
+            counts["quarantined"] += 1
+            counts["reasons"][r.reason] = counts["reasons"].get(r.reason, 0) + 1
+            quarantine(r.path, r.sha256, r.reason, r.detail, r.stage)
+        records.insert_rows(con, "files", file_rows)
+        records.insert_rows(con, "pieces", piece_rows, on_conflict_nothing=True)
+        records.insert_rows(con, "quarantine", quarantine_rows)
+        records.insert_rows(con, "stage_results", result_rows)
+        records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
+    return counts
+
+
+def _result(sha: str, chash: str, status: str, out: str | None, run_id: str, t: Any) -> dict:
+    return {
+        "stage": STAGE,
+        "input_id": sha,
+        "config_hash": chash,
+        "status": status,
+        "output_id": out,
+        "run_id": run_id,
+        "created_at": t,
+    }
+
+
+def _first_paths(con: Any, shas: list[str]) -> dict[str, str]:
+    """sha256 -> the first path the catalog saw these bytes at (for exact duplicates)."""
+    if not shas:
+        return {}
+    records._keys_table(con, "_q_shas", sha256=shas)
+    try:
+        rows = con.execute(
+            "SELECT f.sha256, arg_min(f.path, f.first_seen_at) FROM core.files f "
+            "JOIN _q_shas USING (sha256) GROUP BY f.sha256"
+        ).fetchall()
+    finally:
+        con.unregister("_q_shas")
+    return dict(rows)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The stage's step functions; the Prefect flow swaps in task-wrapped versions."""
+
+    discover: Callable[[Workspace, list[Path]], Discovery] = discover
+    parse: Callable[[Workspace, list[str]], list[dict[str, Any]]] = parse_batch
+    record: Callable[..., dict[str, Any]] = record_batch
+
+
+def ingest_paths(
+    ws: Workspace, inputs: list[Path], *, run_id: str, steps: Steps | None = None
+) -> IngestSummary:
+    """Ingest files, folders and archives; a rerun on the same inputs does no work."""
+    steps = steps or Steps()
+    summary = IngestSummary(run_id=run_id)
+    found = steps.discover(ws, inputs)
+    summary.ignored = len(found.ignored)
+    with ws.catalog.write() as con:
+        records.start_run(con, run_id, "ingest", __version__, ws.config.to_dict())
+        known = records.known_files(con, [(c.path, c.sha256) for c in found.candidates])
+        seen_rejections = records.known_rejections(con, [r.path for r in found.rejected])
+        new = [c for c in found.candidates if (c.path, c.sha256) not in known]
+        # Bytes to parse: new shas the catalog has no outcome for under this config.
+        new_shas = sorted({c.sha256 for c in new})
+        done = records.stage_status(con, STAGE, ingest_config_hash(ws), new_shas)
+    rejected = [r for r in found.rejected if (r.path, r.reason) not in seen_rejections]
+    summary.skipped = len(found.candidates) - len(new) + len(found.rejected) - len(rejected)
+    to_parse = sorted({c.sha256 for c in new} - set(done))
+    batch_size = max(1, ws.config.ingest.batch_size)
+    batches = [to_parse[i : i + batch_size] for i in range(0, len(to_parse), batch_size)]
+    by_sha: dict[str, list[Candidate]] = {}
+    for c in new:
+        by_sha.setdefault(c.sha256, []).append(c)
+    with progress.bar("ingest", len(to_parse)) as advance:
+        for batch in batches:
+            parsed = steps.parse(ws, batch)
+            files = sorted((c for s in batch for c in by_sha[s]), key=lambda c: c.path)
+            summary.add(steps.record(ws, run_id, files, parsed, []))
+            advance(len(batch))
+    # Files whose bytes were already known (or are quarantined before parsing): no parse needed.
+    parsed_shas = set(to_parse)
+    rest = sorted((c for c in new if c.sha256 not in parsed_shas), key=lambda c: c.path)
+    if rest or rejected:
+        summary.add(steps.record(ws, run_id, rest, [], rejected))
+    with ws.catalog.write() as con:
+        records.finish_run(con, run_id, "completed", summary.to_dict())
+    return summary

@@ -1,0 +1,108 @@
+"""Parquet token shards: explicit schema, rows sorted by piece id, zstd, atomic write.
+
+Shards are append-only per (encoding, config hash, split): a run writes part-NNNNN files for the
+pieces that were not tokenized before. The same inputs give byte-identical files (no timestamps or
+run ids inside; those live in the catalog).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from musicdata import __version__
+from musicdata.fsutil import atomic_write, sha256_file
+from schemas.config import ShardConfig
+from schemas.shards import FLAT_TOKENS, SHARD_FORMAT_VERSION, compound_tokens, with_metadata
+
+
+@dataclass(frozen=True)
+class ShardRow:
+    piece_id: str
+    tokens: np.ndarray  # int32 [T] or int16 [T, F]
+
+
+@dataclass(frozen=True)
+class WrittenShard:
+    path: Path
+    n_rows: int
+    n_tokens: int
+    size_bytes: int
+    file_sha256: str
+
+
+def shard_schema(kind: str, n_fields: int | None = None) -> pa.Schema:
+    if kind == "flat":
+        return FLAT_TOKENS
+    assert n_fields, "compound shards need the number of sub-token fields"
+    return compound_tokens(n_fields)
+
+
+def build_table(
+    rows: list[ShardRow], *, split: str, encoding: str, config_hash: str, kind: str
+) -> pa.Table:
+    rows = sorted(rows, key=lambda r: r.piece_id)
+    lengths = np.array([len(r.tokens) for r in rows], dtype=np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32)
+    if kind == "flat":
+        flat = np.concatenate([r.tokens for r in rows]).astype(np.int32)
+        values: pa.Array = pa.array(flat, pa.int32())
+        schema = shard_schema(kind)
+    else:
+        n_fields = rows[0].tokens.shape[1]
+        flat = np.concatenate([r.tokens for r in rows]).astype(np.int16).reshape(-1)
+        values = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.int16()), n_fields)
+        schema = shard_schema(kind, n_fields)
+    tokens = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+    n = len(rows)
+    table = pa.Table.from_arrays(
+        [
+            pa.array([r.piece_id for r in rows], pa.string()),
+            pa.array([split] * n, pa.string()),
+            pa.array(lengths, pa.int32()),
+            tokens.cast(schema.field("tokens").type),
+            pa.array([config_hash] * n, pa.string()),
+        ],
+        schema=schema,
+    )
+    meta = with_metadata(
+        schema,
+        encoding=encoding,
+        config_hash=config_hash,
+        kind=kind,
+        split=split,
+        shard_format=SHARD_FORMAT_VERSION,
+        code_version=__version__,
+    )
+    return table.replace_schema_metadata(meta.metadata)
+
+
+def write_shard(table: pa.Table, path: Path, cfg: ShardConfig) -> WrittenShard:
+    """Write atomically; readers never see half a shard."""
+
+    def write(tmp: Path) -> None:
+        pq.write_table(
+            table,
+            tmp,
+            compression=cfg.compression,
+            compression_level=cfg.compression_level,
+            row_group_size=cfg.row_group_rows,
+            write_statistics=True,
+        )
+
+    atomic_write(path, write)
+    n_tokens = int(pa.compute.sum(table.column("length")).as_py() or 0)
+    return WrittenShard(path, table.num_rows, n_tokens, path.stat().st_size, sha256_file(path))
+
+
+def read_shard_metadata(path: Path) -> dict[str, str]:
+    meta = pq.read_schema(path).metadata or {}
+    return {
+        k.decode()[len("musicdata.") :]: v.decode()
+        for k, v in meta.items()
+        if k.startswith(b"musicdata.")
+    }

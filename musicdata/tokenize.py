@@ -1,0 +1,367 @@
+"""The tokenize stage: pieces -> one encoding -> Parquet shards per split, recorded in the catalog.
+
+Resumable: a piece is marked done only in the transaction that records the shard holding it, so a
+crash loses at most the unwritten buffer. Shards a crash left behind without a catalog row are
+adopted if they match this config, else deleted (DESIGN rule 3).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from musicdata import __version__, progress
+from musicdata.catalog import records
+from musicdata.catalog.connection import now
+from musicdata.encodings import Encoding, get_encoding
+from musicdata.encodings.worker import TokenizeJob, tokenize_piece
+from musicdata.fsutil import TMP_SUFFIX, atomic_write, sha256_file
+from musicdata.isolate import Failure, IsolatedPool
+from musicdata.shards import ShardRow, WrittenShard, build_table, read_shard_metadata, write_shard
+from musicdata.workspace import Workspace
+
+_PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
+
+
+@dataclass
+class TokenizeSummary:
+    encoding: str
+    config_hash: str
+    run_id: str
+    tokenized: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+    shards_written: int = 0
+    shards_adopted: int = 0
+    tokens: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    shard_dir: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tokenize_batch(pool: IsolatedPool, jobs: list[TokenizeJob]) -> list[dict[str, Any]]:
+    """Tokenize pieces in isolated workers; one record per piece, sorted by piece id."""
+    out = []
+    for i, res in pool.map_unordered(jobs):
+        if isinstance(res, Failure):
+            res = {
+                "piece_id": jobs[i].piece_id,
+                "status": "quarantined",
+                "reason": res.reason,
+                "detail": res.detail,
+            }
+        out.append(res)
+    return sorted(out, key=lambda r: r["piece_id"])
+
+
+@dataclass
+class _Writer:
+    """Buffers tokenized pieces per split and flushes full shards into the catalog."""
+
+    ws: Workspace
+    enc: Encoding
+    run_id: str
+    summary: TokenizeSummary
+    next_index: dict[str, int]
+    buffers: dict[str, list[ShardRow]] = field(default_factory=dict)
+
+    @property
+    def stage(self) -> str:
+        return f"tokenize:{self.enc.name}"
+
+    def add(self, split: str, row: ShardRow) -> None:
+        self.buffers.setdefault(split, []).append(row)
+        if len(self.buffers[split]) >= self.ws.config.shards.rows_per_shard:
+            self.flush(split)
+
+    def flush(self, split: str) -> None:
+        rows = self.buffers.pop(split, [])
+        if not rows:
+            return
+        idx = self.next_index.get(split, 0)
+        self.next_index[split] = idx + 1
+        rel = shard_relpath(self.enc, split, idx)
+        table = build_table(
+            rows,
+            split=split,
+            encoding=self.enc.name,
+            config_hash=self.enc.config_hash,
+            kind=self.enc.kind,
+        )
+        written = write_shard(table, self.ws.abspath(rel), self.ws.config.shards)
+        lengths = {r.piece_id: len(r.tokens) for r in rows}
+        record_shard(self.ws, self.enc, rel, split, written, lengths, self.run_id)
+        self.summary.shards_written += 1
+        self.summary.tokens += written.n_tokens
+
+    def quarantine(
+        self, results: list[dict[str, Any]], sources: dict[str, tuple[str, str]]
+    ) -> None:
+        rows, done = [], []
+        t = now()
+        for r in results:
+            self.summary.quarantined += 1
+            self.summary.reasons[r["reason"]] = self.summary.reasons.get(r["reason"], 0) + 1
+            rows.append(
+                {
+                    "path": paths[r["piece_id"]],
+                    "sha256": None,
+                    "stage": self.stage,
+                    "reason": r["reason"],
+                    "detail": f"{r['piece_id']}: {r['detail']}",
+                    "config_hash": self.enc.config_hash,
+                    "run_id": self.run_id,
+                    "created_at": t,
+                }
+            )
+            done.append(
+                {
+                    "stage": self.stage,
+                    "input_id": r["piece_id"],
+                    "config_hash": self.enc.config_hash,
+                    "status": "quarantined",
+                    "output_id": None,
+                    "run_id": self.run_id,
+                    "created_at": t,
+                }
+            )
+        if rows:
+            with self.ws.catalog.write() as con:
+                records.insert_rows(con, "quarantine", rows)
+                records.insert_rows(con, "stage_results", done)
+
+
+def shard_dir(enc: Encoding) -> str:
+    return f"shards/{enc.name}/{enc.config_hash}"
+
+
+def shard_relpath(enc: Encoding, split: str, idx: int) -> str:
+    return f"{shard_dir(enc)}/{split}/part-{idx:05d}.parquet"
+
+
+def record_shard(
+    ws: Workspace,
+    enc: Encoding,
+    rel: str,
+    split: str,
+    written: WrittenShard,
+    lengths: dict[str, int],
+    run_id: str,
+) -> None:
+    """Catalog rows for a shard already renamed into place: shard, its pieces, done markers."""
+    stage = f"tokenize:{enc.name}"
+    shard_id = f"{enc.name}:{enc.config_hash}:{split}:{Path(rel).stem.split('-')[1]}"
+    t = now()
+    with ws.catalog.write() as con:
+        records.insert_rows(
+            con,
+            "shards",
+            [
+                {
+                    "shard_id": shard_id,
+                    "encoding": enc.name,
+                    "config_hash": enc.config_hash,
+                    "split": split,
+                    "path": rel,
+                    "n_rows": written.n_rows,
+                    "n_tokens": written.n_tokens,
+                    "size_bytes": written.size_bytes,
+                    "file_sha256": written.file_sha256,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+            ],
+        )
+        records.insert_rows(
+            con,
+            "shard_pieces",
+            [{"shard_id": shard_id, "piece_id": p, "n_tokens": n} for p, n in lengths.items()],
+        )
+        records.insert_rows(
+            con,
+            "stage_results",
+            [
+                {
+                    "stage": stage,
+                    "input_id": p,
+                    "config_hash": enc.config_hash,
+                    "status": "ok",
+                    "output_id": shard_id,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+                for p in lengths
+            ],
+        )
+        edges = [
+            {
+                "src_id": f"piece:{p}",
+                "dst_id": f"shard:{shard_id}",
+                "stage": stage,
+                "config_hash": enc.config_hash,
+                "code_version": __version__,
+                "run_id": run_id,
+                "created_at": t,
+            }
+            for p in lengths
+        ]
+        edges.append(
+            {
+                "src_id": f"encoding:{enc.name}@{enc.config_hash}",
+                "dst_id": f"shard:{shard_id}",
+                "stage": stage,
+                "config_hash": enc.config_hash,
+                "code_version": __version__,
+                "run_id": run_id,
+                "created_at": t,
+            }
+        )
+        records.insert_rows(con, "lineage_edges", edges)
+
+
+def reconcile(ws: Workspace, enc: Encoding, run_id: str) -> tuple[int, int]:
+    """Adopt complete shards a crash left without catalog rows, delete the rest; (adopted, deleted)."""
+    root = ws.abspath(shard_dir(enc))
+    if not root.exists():
+        return 0, 0
+    with ws.catalog.write() as con:
+        known = records.shard_paths(con, enc.name, enc.config_hash)
+    adopted = deleted = 0
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.name == "tokenizer.json":
+            continue
+        rel = str(path.relative_to(ws.root))
+        if rel in known:
+            continue
+        if path.name.endswith(TMP_SUFFIX) or not _PART_RE.match(path.name):
+            path.unlink()
+            deleted += 1
+            continue
+        if _adopt(ws, enc, path, rel, run_id):
+            adopted += 1
+        else:
+            path.unlink()
+            deleted += 1
+    return adopted, deleted
+
+
+def _adopt(ws: Workspace, enc: Encoding, path: Path, rel: str, run_id: str) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = read_shard_metadata(path)
+        table = pq.read_table(path, columns=["piece_id", "length"])
+    except (OSError, ValueError) as exc:  # a torn or foreign file is deleted, not trusted
+        del exc
+        return False
+    if meta.get("encoding") != enc.name or meta.get("config_hash") != enc.config_hash:
+        return False
+    split = meta.get("split", path.parent.name)
+    lengths = dict(
+        zip(table.column("piece_id").to_pylist(), table.column("length").to_pylist(), strict=True)
+    )
+    with ws.catalog.write() as con:
+        done = records.stage_status(con, f"tokenize:{enc.name}", enc.config_hash, list(lengths))
+    if done:  # some of its pieces already live in another shard: adopting would duplicate them
+        return False
+    written = WrittenShard(
+        path, table.num_rows, sum(lengths.values()), path.stat().st_size, sha256_file(path)
+    )
+    record_shard(ws, enc, rel, split, written, lengths, run_id)
+    return True
+
+
+@dataclass(frozen=True)
+class Steps:
+    """Step functions; the Prefect flow swaps in task-wrapped versions."""
+
+    tokenize: Callable[[IsolatedPool, list[TokenizeJob]], list[dict[str, Any]]] = tokenize_batch
+
+
+def tokenize_encoding(
+    ws: Workspace, name: str, *, run_id: str, steps: Steps | None = None
+) -> TokenizeSummary:
+    """Tokenize every piece not yet in this encoding's shards (resumable, idempotent)."""
+    steps = steps or Steps()
+    enc = get_encoding(name, ws.config.encodings.get(name))
+    summary = TokenizeSummary(
+        name, enc.config_hash, run_id, shard_dir=str(ws.abspath(shard_dir(enc)))
+    )
+    cfg_path = ws.abspath(f"{shard_dir(enc)}/tokenizer.json")
+    if not cfg_path.exists():
+        atomic_write(cfg_path, lambda tmp: _save_config(enc, tmp))
+    stage = f"tokenize:{name}"
+    with ws.catalog.write() as con:
+        records.start_run(con, run_id, f"tokenize:{name}", __version__, ws.config.to_dict())
+        records.upsert_encoding(
+            con,
+            {
+                "encoding": name,
+                "config_hash": enc.config_hash,
+                "kind": enc.kind,
+                "vocab_size": enc.vocab_size,
+                "config_path": str(cfg_path.relative_to(ws.root)),
+                "config_json": json.dumps(enc.params, sort_keys=True, default=str),
+            },
+        )
+    summary.shards_adopted, _ = reconcile(ws, enc, run_id)
+    with ws.catalog.write() as con:
+        todo = records.pieces_to_tokenize(
+            con, stage, enc.config_hash, ws.config.tokenize.include_near_duplicates
+        )
+        total = con.execute("SELECT count(*) FROM core.pieces").fetchall()[0][0]
+        next_index = _next_indexes(records.shard_paths(con, name, enc.config_hash))
+    summary.skipped = int(total) - len(todo)
+    writer = _Writer(ws, enc, run_id, summary, next_index)
+    split_of = {row[0]: row[1] for row in todo}
+    sources = {row[0]: (row[3], row[4]) for row in todo}
+    tcfg = ws.config.tokenize
+    size = max(1, tcfg.batch_size)
+    with (
+        IsolatedPool(
+            tokenize_piece,
+            workers=tcfg.workers,
+            timeout_s=tcfg.timeout_s,
+            memory_limit_mb=tcfg.memory_limit_mb,
+        ) as pool,
+        progress.bar(f"tokenize {name}", len(todo)) as advance,
+    ):
+        for i in range(0, len(todo), size):
+            jobs = [
+                TokenizeJob(pid, str(ws.abspath(blob)), name, enc.params)
+                for pid, _, blob, _, _ in todo[i : i + size]
+            ]
+            results = steps.tokenize(pool, jobs)
+            writer.quarantine([r for r in results if r["status"] != "ok"], sources)
+            for r in results:
+                if r["status"] == "ok":
+                    writer.add(split_of[r["piece_id"]], ShardRow(r["piece_id"], r["tokens"]))
+                    summary.tokenized += 1
+            advance(len(jobs))
+    for split in sorted(writer.buffers):
+        writer.flush(split)
+    with ws.catalog.write() as con:
+        records.finish_run(con, run_id, "completed", summary.to_dict())
+    return summary
+
+
+def _save_config(enc: Encoding, tmp: Path) -> None:
+    written = enc.save_config(tmp.parent / (tmp.name + ".d"))
+    written.replace(tmp)
+    written.parent.rmdir()
+
+
+def _next_indexes(paths: set[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in paths:
+        m = _PART_RE.match(Path(p).name)
+        if m:
+            split = Path(p).parent.name
+            out[split] = max(out.get(split, 0), int(m.group(1)) + 1)
+    return out

@@ -1,0 +1,149 @@
+"""Configuration: one TOML file loaded once into frozen dataclasses.
+
+Every stage hashes its own section (plus its code version) into lineage, so a changed setting
+re-runs exactly the stage it affects. Unknown keys are an error: a typo must not silently fall back
+to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE_NAME = "musicdata.toml"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Limits for parsing untrusted files; every cap turns a blow-up into a quarantine reason."""
+
+    timeout_s: float = 30.0  # per file, in the isolated worker
+    memory_limit_mb: int = 2048  # address-space limit of each worker process
+    workers: int = 0  # 0: one per CPU core
+    batch_size: int = 256  # files per Prefect task (Prefect costs ~30 ms per task call)
+    max_file_mb: float = 64.0
+    max_notes: int = 500_000
+    max_duration_s: float = 3 * 3600.0
+    max_tracks: int = 512
+    # Onset/duration grid (ticks per quarter) of the note-content hash used for near-duplicates.
+    content_hash_tpq: int = 48
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """Caps for zip/tar extraction, against bombs and path tricks."""
+
+    max_members: int = 100_000
+    max_member_mb: float = 64.0
+    max_total_mb: float = 4096.0
+    max_ratio: float = 200.0  # uncompressed / compressed bytes, per zip member
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Deterministic split by note-content hash, so the same music never lands in two splits."""
+
+    seed: str = "musicdata-v1"
+    validation: float = 0.05
+    test: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not (self.validation >= 0 and self.test >= 0 and self.validation + self.test < 1):
+            msg = (
+                f"split: validation={self.validation} and test={self.test} must be >= 0 and sum "
+                "to < 1; fix [split] in musicdata.toml"
+            )
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """Parquet layout: rows per file and per row group (sized for scanning, not for one lookup)."""
+
+    rows_per_shard: int = 20_000
+    row_group_rows: int = 1_024
+    compression: str = "zstd"
+    compression_level: int = 6
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    workers: int = 0  # 0: one per CPU core
+    batch_size: int = 256  # pieces per Prefect task
+    timeout_s: float = 120.0  # per piece
+    memory_limit_mb: int = 4096
+    include_near_duplicates: bool = False  # near-duplicates add no new music to a training set
+
+
+@dataclass(frozen=True)
+class Config:
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    shards: ShardConfig = field(default_factory=ShardConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    # Per-encoding overrides of the paper defaults, e.g. {"remi": {"num_velocities": 16}}.
+    encodings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> Config:
+        sections: dict[str, Any] = {}
+        types = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            if key not in types:
+                msg = f"{source}: unknown section [{key}]; known: {', '.join(sorted(types))}"
+                raise ValueError(msg)
+            if key == "encodings":
+                if not isinstance(value, dict):
+                    msg = f"{source}: [encodings] must be a table of tables"
+                    raise ValueError(msg)
+                sections[key] = {str(k): dict(v) for k, v in value.items()}
+                continue
+            section_cls = _SECTION_TYPES[key]
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            unknown = set(value) - known
+            if unknown:
+                msg = (
+                    f"{source}: unknown key(s) {sorted(unknown)} in [{key}]; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+                raise ValueError(msg)
+            sections[key] = section_cls(**value)
+        return cls(**sections)
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "ingest": IngestConfig,
+    "archive": ArchiveConfig,
+    "split": SplitConfig,
+    "shards": ShardConfig,
+    "tokenize": TokenizeConfig,
+}
+
+
+def load_config(path: Path | None) -> Config:
+    """Read a TOML config; a missing file means all defaults."""
+    if path is None or not path.exists():
+        return Config()
+    with path.open("rb") as fh:
+        try:
+            data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            msg = f"{path}: not valid TOML ({exc}); fix the file or remove it to use defaults"
+            raise ValueError(msg) from exc
+    return Config.from_dict(data, source=str(path))
+
+
+def config_hash(*parts: Any) -> str:
+    """Stable short hash of dataclasses / JSON-able values, for lineage keys."""
+    payload = [dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts]
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
