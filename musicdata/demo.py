@@ -14,7 +14,7 @@ from musicdata.fsutil import atomic_write
 
 # output file name -> (music21 corpus path, tune number inside a multi-tune ABC file or None).
 # Fixed order: `limit` takes the first N. Chosen for variety (meters 4/4, 3/4, 3/2, 2/2, 6/8, 2/4,
-# meter changes, a tempo change, 1 to 5 parts) and speed (the whole list converts in ~15 s).
+# meter changes, a tempo change, 1 to 5 parts) and speed (the whole list converts in < 20 s).
 DEMO_WORKS: dict[str, tuple[str, int | None]] = {
     "bach_bwv66.6.mid": ("bach/bwv66.6.mxl", None),
     "bach_bwv10.7.mid": ("bach/bwv10.7.mxl", None),

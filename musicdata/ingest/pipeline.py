@@ -151,7 +151,8 @@ def record_batch(
                 if status == "quarantined":
                     rec = by_sha.get(f.sha256)
                     reason, detail = (
-                        (rec["reason"], rec["detail"]) if rec
+                        (rec["reason"], rec["detail"])
+                        if rec
                         else records.quarantine_reason(con, f.sha256, STAGE)
                     )
                     quarantine(
