@@ -108,10 +108,11 @@ class _Writer:
         for r in results:
             self.summary.quarantined += 1
             self.summary.reasons[r["reason"]] = self.summary.reasons.get(r["reason"], 0) + 1
+            sha, path = sources[r["piece_id"]]
             rows.append(
                 {
-                    "path": paths[r["piece_id"]],
-                    "sha256": None,
+                    "path": path,
+                    "sha256": sha,
                     "stage": self.stage,
                     "reason": r["reason"],
                     "detail": f"{r['piece_id']}: {r['detail']}",

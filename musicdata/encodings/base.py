@@ -64,6 +64,10 @@ class MidiTokEncoding(Encoding):
     """An encoding backed by a MidiTok tokenizer class (vocab, save/load and hub come from it)."""
 
     tokenizer_class: ClassVar[str]  # attribute name in the miditok package
+    # Token types that carry a note; a sequence without one encodes no music (all notes outside the
+    # tokenizer's pitch range, say) and is quarantined rather than written as a bar-only sequence.
+    note_token_prefixes: ClassVar[tuple[str, ...]] = ("Pitch_", "PitchDrum_", "PitchIntervalTime_",
+                                                      "PitchIntervalChord_")
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -85,19 +89,25 @@ class MidiTokEncoding(Encoding):
         if isinstance(seq, list):  # one sequence per track: this config must be one stream
             msg = f"{self.name}: tokenizer returned one sequence per track; set one_token_stream"
             raise EncodingError(msg)
-        ids = np.asarray(seq.ids, dtype=np.int32 if self.kind == "flat" else np.int16)
-        if len(ids) == 0:
-            msg = "no tokens: no note falls in the tokenizer's pitch range"
+        if not any(str(t).startswith(self.note_token_prefixes) for t in _flatten(seq.tokens)):
+            lo, hi = self.params.get("pitch_range", ("?", "?"))
+            msg = f"no note tokens: no note falls in the tokenizer's pitch range {lo}..{hi - 1}"
             raise EncodingError(msg)
-        return ids
+        return np.asarray(seq.ids, dtype=np.int32 if self.kind == "flat" else np.int16)
 
     def decode(self, tokens: np.ndarray) -> Any:
-        return self.tokenizer.decode([np.asarray(tokens).tolist()])
+        ids = np.asarray(tokens).tolist()
+        return self.tokenizer.decode(ids if self.tokenizer.one_token_stream else [ids])
 
     def save_config(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(directory, filename="tokenizer.json")
         return directory / "tokenizer.json"
+
+
+def _flatten(tokens: list) -> list:
+    """Compound tokenizers give a list of lists of token strings; flat ones a list."""
+    return [t for item in tokens for t in (item if isinstance(item, list) else [item])]
 
 
 def _range_key(key: Any) -> tuple[int, int]:
