@@ -1,1 +1,1 @@
-"""PyTorch models and their data loading from shards; imports schemas only, never DuckDB or Prefect."""
+"""PyTorch models and their loading of shards; imports schemas only (never DuckDB or Prefect)."""

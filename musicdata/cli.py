@@ -93,7 +93,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="MIDI files, folders (recursive), zip/tar.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest MIDI: hash, parse in isolation, validate, dedup, split; broken files are quarantined."""
+    """Ingest MIDI: hash, parse in isolation, validate, dedup, split; quarantine broken files."""
     from flows.ingest_tokenize import ingest_flow
 
     progress.enable(not as_json)
@@ -154,6 +154,8 @@ def tokenize(
     _emit(summary, as_json, *lines)
 
 
+SPLIT_QUERY = "SELECT split, count(*) AS pieces FROM pieces GROUP BY split"
+QUARANTINE_QUERY = "SELECT path, stage, reason FROM quarantine"
 EXAMPLE_QUERY = (
     "SELECT encoding, split, pieces, tokens, vocab_size, round(mean_length) AS mean_len "
     "FROM token_stats ORDER BY encoding, split"
@@ -190,7 +192,7 @@ def demo(
     shard_dirs = ", ".join(r["shard_dir"] for r in result["tokenize"])
     py_query = (
         f"import duckdb; print(duckdb.connect('{ws.catalog_path}', read_only=True)"
-        ".sql('SELECT split, count(*) AS pieces FROM pieces GROUP BY split'))"
+        f".sql('{SPLIT_QUERY}'))"
     )
     _emit(
         summary,
@@ -200,7 +202,7 @@ def demo(
         _table_text(stats),
         "Try:",
         f'  musicdata --home {ws.root} catalog sql "{EXAMPLE_QUERY}"',
-        f'  musicdata --home {ws.root} catalog sql "SELECT path, stage, reason FROM quarantine"',
+        f'  musicdata --home {ws.root} catalog sql "{QUARANTINE_QUERY}"',
         f'  python -c "{py_query}"',
     )
 

@@ -7,6 +7,7 @@ one input must cost that input, not the run: the worker that died is replaced, t
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import resource
@@ -17,7 +18,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
-
 
 PRELOAD = ("numpy", "symusic", "miditok")
 
@@ -47,7 +47,7 @@ def _worker_main(conn: Connection, fn: Callable[[Any], Any], memory_limit_mb: in
             out: tuple = ("ok", idx, fn(item))
         except MemoryError:
             out = ("err", idx, "memory", f"exceeded the {memory_limit_mb} MB worker memory limit")
-        except Exception as exc:  # report any error of the function as this input's failure
+        except Exception as exc:  # noqa: BLE001 - any error is this input's failure, not the pool's
             tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
             out = ("err", idx, "error", tb)
         conn.send(out)
@@ -101,10 +101,8 @@ class IsolatedPool:
 
     def close(self) -> None:
         for slot in self._slots:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 slot.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
         for slot in self._slots:
             slot.proc.join(timeout=2)
             if slot.proc.is_alive():

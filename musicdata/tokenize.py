@@ -223,11 +223,11 @@ def record_shard(
                 "created_at": t,
             }
         )
-        records.insert_rows(con, "lineage_edges", edges)
+        records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
 
 
 def reconcile(ws: Workspace, enc: Encoding, run_id: str) -> tuple[int, int]:
-    """Adopt complete shards a crash left without catalog rows, delete the rest; (adopted, deleted)."""
+    """Adopt whole shards a crash left without catalog rows, delete the rest: (adopted, deleted)."""
     root = ws.abspath(shard_dir(enc))
     if not root.exists():
         return 0, 0
@@ -289,28 +289,14 @@ def tokenize_encoding(
     ws: Workspace, name: str, *, run_id: str, steps: Steps | None = None
 ) -> TokenizeSummary:
     """Tokenize every piece not yet in this encoding's shards (resumable, idempotent)."""
-    steps = steps or Steps()
     enc = get_encoding(name, ws.config.encodings.get(name))
     summary = TokenizeSummary(
         name, enc.config_hash, run_id, shard_dir=str(ws.abspath(shard_dir(enc)))
     )
-    cfg_path = ws.abspath(f"{shard_dir(enc)}/tokenizer.json")
-    if not cfg_path.exists():
-        atomic_write(cfg_path, lambda tmp: _save_config(enc, tmp))
     stage = f"tokenize:{name}"
     with ws.catalog.write() as con:
-        records.start_run(con, run_id, f"tokenize:{name}", __version__, ws.config.to_dict())
-        records.upsert_encoding(
-            con,
-            {
-                "encoding": name,
-                "config_hash": enc.config_hash,
-                "kind": enc.kind,
-                "vocab_size": enc.vocab_size,
-                "config_path": str(cfg_path.relative_to(ws.root)),
-                "config_json": json.dumps(enc.params, sort_keys=True, default=str),
-            },
-        )
+        records.start_run(con, run_id, stage, __version__, ws.config.to_dict())
+    _register_encoding(ws, enc)
     summary.shards_adopted, _ = reconcile(ws, enc, run_id)
     with ws.catalog.write() as con:
         todo = records.pieces_to_tokenize(
@@ -319,7 +305,50 @@ def tokenize_encoding(
         total = con.execute("SELECT count(*) FROM core.pieces").fetchall()[0][0]
         next_index = _next_indexes(records.shard_paths(con, name, enc.config_hash))
     summary.skipped = int(total) - len(todo)
-    writer = _Writer(ws, enc, run_id, summary, next_index)
+    if todo:
+        writer = _Writer(ws, enc, run_id, summary, next_index)
+        _tokenize_all(ws, enc, todo, writer, steps or Steps())
+        for split in sorted(writer.buffers):
+            writer.flush(split)
+    with ws.catalog.write() as con:
+        records.finish_run(con, run_id, "completed", summary.to_dict())
+    return summary
+
+
+def _register_encoding(ws: Workspace, enc: Encoding) -> None:
+    """Save the tokenizer config beside the shards and record it (once: building a MidiTok
+    tokenizer imports torch, which a rerun with nothing to do should not pay for)."""
+    cfg_path = ws.abspath(f"{shard_dir(enc)}/tokenizer.json")
+    with ws.catalog.write() as con:
+        known = con.execute(
+            "SELECT count(*) FROM core.encodings WHERE encoding = ? AND config_hash = ?",
+            [enc.name, enc.config_hash],
+        ).fetchall()[0][0]
+    if known and cfg_path.exists():
+        return
+    if not cfg_path.exists():
+        atomic_write(cfg_path, lambda tmp: _save_config(enc, tmp))
+    with ws.catalog.write() as con:
+        records.upsert_encoding(
+            con,
+            {
+                "encoding": enc.name,
+                "config_hash": enc.config_hash,
+                "kind": enc.kind,
+                "vocab_size": enc.vocab_size,
+                "config_path": str(cfg_path.relative_to(ws.root)),
+                "config_json": json.dumps(enc.params, sort_keys=True, default=str),
+            },
+        )
+
+
+def _tokenize_all(
+    ws: Workspace,
+    enc: Encoding,
+    todo: list[tuple[str, str, str, str, str]],
+    writer: _Writer,
+    steps: Steps,
+) -> None:
     split_of = {row[0]: row[1] for row in todo}
     sources = {row[0]: (row[3], row[4]) for row in todo}
     tcfg = ws.config.tokenize
@@ -331,11 +360,11 @@ def tokenize_encoding(
             timeout_s=tcfg.timeout_s,
             memory_limit_mb=tcfg.memory_limit_mb,
         ) as pool,
-        progress.bar(f"tokenize {name}", len(todo)) as advance,
+        progress.bar(f"tokenize {enc.name}", len(todo)) as advance,
     ):
         for i in range(0, len(todo), size):
             jobs = [
-                TokenizeJob(pid, str(ws.abspath(blob)), name, enc.params)
+                TokenizeJob(pid, str(ws.abspath(blob)), enc.name, enc.params)
                 for pid, _, blob, _, _ in todo[i : i + size]
             ]
             results = steps.tokenize(pool, jobs)
@@ -343,13 +372,8 @@ def tokenize_encoding(
             for r in results:
                 if r["status"] == "ok":
                     writer.add(split_of[r["piece_id"]], ShardRow(r["piece_id"], r["tokens"]))
-                    summary.tokenized += 1
+                    writer.summary.tokenized += 1
             advance(len(jobs))
-    for split in sorted(writer.buffers):
-        writer.flush(split)
-    with ws.catalog.write() as con:
-        records.finish_run(con, run_id, "completed", summary.to_dict())
-    return summary
 
 
 def _save_config(enc: Encoding, tmp: Path) -> None:

@@ -1,4 +1,4 @@
-"""Catalog DDL: numbered migrations plus the analyst views, read from the files beside this module."""
+"""Catalog DDL: numbered migrations plus the analyst views, from the SQL files beside it."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def compound_tokens(n_fields: int) -> pa.Schema:
 
 
 def with_metadata(schema: pa.Schema, **meta: str) -> pa.Schema:
-    """Attach musicdata's key-value metadata (encoding, config hash, ...) under a 'musicdata.' prefix."""
+    """Attach key-value metadata (encoding, config hash, ...) under a 'musicdata.' prefix."""
     merged = dict(schema.metadata or {})
     merged.update({f"musicdata.{k}".encode(): str(v).encode() for k, v in meta.items()})
     return schema.with_metadata(merged)

@@ -17,7 +17,7 @@ REAL = [
     "chorale_near_dup.mid",
     "cut_time_2_2.mid",
     "folk_6_8.mid",
-    "it's \"odd\"; name.mid",
+    'it\'s "odd"; name.mid',
     "multitrack_tempo_change.mid",
     "waltz_3_4.mid",
 ]

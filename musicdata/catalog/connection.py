@@ -95,7 +95,8 @@ class Catalog:
             if version < latest_version():
                 msg = (
                     f"catalog {self.path} is at schema version {version}, this code expects "
-                    f"{latest_version()}; run any pipeline command (e.g. `musicdata catalog stats`) "
+                    f"{latest_version()}; run a write command once (e.g. `musicdata catalog "
+                    "stats`) "
                     "once to migrate it"
                 )
                 raise CatalogError(msg)

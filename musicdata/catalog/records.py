@@ -130,7 +130,8 @@ def canonical_pieces(
     _keys_table(con, "_q_hashes", content_hash=hashes)
     try:
         rows = con.execute(
-            "SELECT p.content_hash, arg_min(p.piece_id, p.created_at), arg_min(p.split, p.created_at) "
+            "SELECT p.content_hash, arg_min(p.piece_id, p.created_at), "
+            "arg_min(p.split, p.created_at) "
             "FROM core.pieces p JOIN _q_hashes USING (content_hash) "
             "WHERE p.near_duplicate_of IS NULL GROUP BY p.content_hash"
         ).fetchall()

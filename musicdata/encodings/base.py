@@ -66,8 +66,12 @@ class MidiTokEncoding(Encoding):
     tokenizer_class: ClassVar[str]  # attribute name in the miditok package
     # Token types that carry a note; a sequence without one encodes no music (all notes outside the
     # tokenizer's pitch range, say) and is quarantined rather than written as a bar-only sequence.
-    note_token_prefixes: ClassVar[tuple[str, ...]] = ("Pitch_", "PitchDrum_", "PitchIntervalTime_",
-                                                      "PitchIntervalChord_")
+    note_token_prefixes: ClassVar[tuple[str, ...]] = (
+        "Pitch_",
+        "PitchDrum_",
+        "PitchIntervalTime_",
+        "PitchIntervalChord_",
+    )
 
     @cached_property
     def tokenizer(self) -> Any:

@@ -7,6 +7,7 @@ note-content hash, or status 'quarantined' with a reason and a detail that names
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,7 @@ def inspect_midi(job: MidiJob) -> dict[str, Any]:
 
     try:
         score = symusic.Score.from_midi(Path(job.blob_path).read_bytes())
-    except Exception as exc:  # symusic raises plain RuntimeError/ValueError on malformed input
+    except Exception as exc:  # noqa: BLE001 - the parser's errors on hostile bytes are untyped
         return _reject(job, "unparseable", f"not a readable MIDI file: {exc}")
     if score.ticks_per_quarter <= 0:
         return _reject(job, "invalid_header", f"ticks per quarter is {score.ticks_per_quarter}")
@@ -118,7 +119,7 @@ def inspect_midi(job: MidiJob) -> dict[str, Any]:
         "has_drums": any(t.is_drum and t.note_num() for t in score.tracks),
         "ticks_per_quarter": int(score.ticks_per_quarter),
         "tempo_bpm": tempos[0] if tempos else None,
-        "n_tempo_changes": sum(abs(a - b) > 1e-3 for a, b in zip(tempos, tempos[1:])),
+        "n_tempo_changes": sum(abs(a - b) > 1e-3 for a, b in itertools.pairwise(tempos)),
         "time_signatures": time_sigs,
         "pitch_min": pitch_min,
         "pitch_max": pitch_max,

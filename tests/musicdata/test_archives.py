@@ -34,7 +34,7 @@ def test_zip_with_hostile_members(ws: Workspace, tmp_path: Path) -> None:
         zf.writestr("inner.zip", b"PK")
         zf.writestr("notes.txt", "ignored")
         link = zipfile.ZipInfo("link.mid")
-        link.external_attr = (0o120777 << 16)  # a symbolic link entry
+        link.external_attr = 0o120777 << 16  # a symbolic link entry
         zf.writestr(link, "/etc/passwd")
     s = ingest_paths(ws, [archive], run_id="r1")
     assert s.ok == 2 and s.ignored == 1
@@ -49,7 +49,9 @@ def test_zip_with_hostile_members(ws: Workspace, tmp_path: Path) -> None:
     assert not (tmp_path / "escape.mid").exists() and not Path("/abs/olute.mid").exists()
     paths = ws.catalog.query("SELECT path FROM sources WHERE status = 'ok' ORDER BY path")
     assert [p.split("!")[1] for p in paths.column("path").to_pylist()] == [
-        "songs/chorale.mid", "songs/good.mid"]
+        "songs/chorale.mid",
+        "songs/good.mid",
+    ]
     again = ingest_paths(ws, [archive], run_id="r2")
     assert again.ok == 0 and again.quarantined == 0 and again.skipped == 7
 

@@ -19,7 +19,8 @@ def test_older_catalog_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
     con = duckdb.connect(str(path))
     migrate_to(con, 1)  # a catalog written by the first release
     con.execute(
-        "INSERT INTO core.runs VALUES ('old-run', 'ingest', ?, NULL, 'completed', '0.0.1', '{}', NULL)",
+        "INSERT INTO core.runs VALUES "
+        "('old-run', 'ingest', ?, NULL, 'completed', '0.0.1', '{}', NULL)",
         [now()],
     )
     con.close()

@@ -52,7 +52,7 @@ def test_metadata_of_real_files(ws: Workspace, corpus: Path) -> None:
     assert meta["folk_6_8.mid"]["time_signatures"] == ["6/8"]
     assert all(0 < r["duration_s"] < 600 and r["pitch_min"] <= r["pitch_max"] for r in rows)
     # a name with quotes and SQL in it is just a name
-    assert meta["it's \"odd\"; name.mid"]["n_notes"] == 30
+    assert meta['it\'s "odd"; name.mid']["n_notes"] == 30
 
 
 def test_near_duplicate_is_flagged_and_shares_the_split(ws: Workspace, corpus: Path) -> None:

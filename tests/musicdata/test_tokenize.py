@@ -54,7 +54,9 @@ def test_remi_shards_schema_order_and_stats(ingested: Workspace) -> None:
         "SELECT sum(pieces) AS pieces, sum(tokens) AS tokens, any_value(vocab_size) AS vocab "
         "FROM token_stats WHERE encoding = 'remi'"
     ).to_pylist()[0]
-    assert (stats["pieces"], stats["tokens"]) == (total_rows, total_tokens) == (s.tokenized, s.tokens)
+    assert (
+        (stats["pieces"], stats["tokens"]) == (total_rows, total_tokens) == (s.tokenized, s.tokens)
+    )
     assert stats["vocab"] == get_encoding("remi").vocab_size
     # the tokenizer config is saved beside the shards and its hash recorded
     enc = ws.catalog.query("SELECT config_path, config_hash FROM encodings").to_pylist()[0]
@@ -66,14 +68,14 @@ def test_tokens_decode_back_to_the_notes(ingested: Workspace) -> None:
     tokenize_encoding(ws, "remi", run_id="tok-1")
     enc = get_encoding("remi")
     rows = ws.catalog.query(
-        "SELECT p.piece_id, p.blob_path, p.n_notes FROM pieces p "
-        "WHERE p.near_duplicate_of IS NULL"
+        "SELECT p.piece_id, p.blob_path, p.n_notes FROM pieces p WHERE p.near_duplicate_of IS NULL"
     ).to_pylist()
     tokens = {}
     for f in _shards(ws):
         t = pq.read_table(f)
-        tokens.update(zip(t.column("piece_id").to_pylist(), t.column("tokens").to_pylist(),
-                          strict=True))
+        tokens.update(
+            zip(t.column("piece_id").to_pylist(), t.column("tokens").to_pylist(), strict=True)
+        )
     for r in rows:
         decoded = enc.decode(tokens[r["piece_id"]])
         original = symusic.Score.from_midi((ws.root / r["blob_path"]).read_bytes())
@@ -81,7 +83,9 @@ def test_tokens_decode_back_to_the_notes(ingested: Workspace) -> None:
         assert decoded.note_num() == original.note_num() == r["n_notes"]
 
 
-def test_rerun_is_a_no_op_and_new_pieces_go_to_new_shards(ingested: Workspace, corpus: Path) -> None:
+def test_rerun_is_a_no_op_and_new_pieces_go_to_new_shards(
+    ingested: Workspace, corpus: Path
+) -> None:
     ws = ingested
     tokenize_encoding(ws, "remi", run_id="tok-1")
     before = {f: f.read_bytes() for f in _shards(ws)}
@@ -145,8 +149,10 @@ def test_unencodable_piece_is_quarantined_per_encoding(ws: Workspace, tmp_path: 
     mid = mido.MidiFile(ticks_per_beat=480)
     track = mido.MidiTrack()
     for note in (12, 14, 16):
-        track += [mido.Message("note_on", note=note, velocity=80, time=0),
-                  mido.Message("note_off", note=note, velocity=0, time=480)]
+        track += [
+            mido.Message("note_on", note=note, velocity=80, time=0),
+            mido.Message("note_off", note=note, velocity=0, time=480),
+        ]
     mid.tracks.append(track)
     mid.save(low)
     ingest_paths(ws, [low.parent], run_id="i")

@@ -11,7 +11,9 @@ def test_missing_file_means_defaults(tmp_path: Path) -> None:
 
 def test_toml_overrides_and_frozen(tmp_path: Path) -> None:
     path = tmp_path / "musicdata.toml"
-    path.write_text('[ingest]\ntimeout_s = 5\n[split]\ntest = 0.1\n[encodings.remi]\nnum_velocities = 16\n')
+    path.write_text(
+        "[ingest]\ntimeout_s = 5\n[split]\ntest = 0.1\n[encodings.remi]\nnum_velocities = 16\n"
+    )
     cfg = load_config(path)
     assert cfg.ingest.timeout_s == 5
     assert cfg.split.test == 0.1
