@@ -96,6 +96,8 @@ def ingest(
     """Ingest MIDI: hash, parse in isolation, validate, dedup, split; quarantine broken files."""
     from flows.ingest_tokenize import ingest_flow
 
+    if not any(p.exists() for p in paths):  # fail before paying for Prefect's start-up
+        _fail(f"none of the inputs exist: {', '.join(map(str, paths))}")
     progress.enable(not as_json)
     ws = _workspace()
     t0 = time.perf_counter()

@@ -73,7 +73,8 @@ class IsolatedPool:
         memory_limit_mb: int = 2048,
     ) -> None:
         self.fn = fn
-        self.workers = workers or os.cpu_count() or 1
+        # Cores this process may use (a CPU-limited container reports the host's count otherwise).
+        self.workers = workers or len(os.sched_getaffinity(0)) or 1
         self.timeout_s = timeout_s
         self.memory_limit_mb = memory_limit_mb
         # forkserver: workers start from a clean single-threaded process, never from a parent that

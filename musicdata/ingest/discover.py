@@ -68,6 +68,12 @@ def is_midi_name(name: str) -> bool:
 def discover(ws: Workspace, inputs: list[Path]) -> Discovery:
     """Hash every input and store the bytes of new ones; nothing here parses MIDI."""
     out = Discovery()
+    missing = [p for p in inputs if not Path(p).expanduser().exists()]
+    if inputs and len(missing) == len(inputs):
+        # Nothing to ingest at all is a setup error (a failed mount, a typo), not a bad file:
+        # fail loudly so a scheduled run does not look healthy.
+        msg = f"none of the inputs exist: {', '.join(str(p) for p in missing)}"
+        raise FileNotFoundError(msg)
     for raw in inputs:
         path = Path(raw).expanduser().absolute()
         if not path.exists():

@@ -62,6 +62,7 @@ def test_demo_main_job(tmp_path: Path) -> None:
     [
         (["tokenize", "--encoding", "nope"], "unknown encoding"),
         (["tokenize"], "name an encoding"),
+        (["ingest", "/no/such/folder"], "none of the inputs exist"),
         (["catalog", "sql", "DELETE FROM core.pieces"], "read-only"),
         (["catalog", "sql", "SELECT * FROM no_such_view"], "no_such_view"),
     ],

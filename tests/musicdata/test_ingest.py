@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import BROKEN, FIXTURES, REAL, make_workspace
 
 from musicdata.catalog import records
@@ -125,6 +126,11 @@ def test_caps_quarantine_with_the_setting_to_change(tmp_path: Path, corpus: Path
     assert "ingest.max_file_mb" in q["waltz_3_4.mid"]["detail"]
     assert q["chorale_4_4.mid"]["reason"] == "too_many_notes"
     assert s.ok + s.quarantined == len(REAL) + len(BROKEN)
+
+
+def test_only_missing_inputs_fail_the_run(ws: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="none of the inputs exist"):
+        ingest_paths(ws, [tmp_path / "unmounted"], run_id="r1")
 
 
 def test_missing_and_unsupported_inputs(ws: Workspace, tmp_path: Path) -> None:
