@@ -200,9 +200,10 @@ def record_shard(
                 for p in lengths
             ],
         )
+        sources = [f"piece:{p}" for p in lengths] + [f"encoding:{enc.name}@{enc.config_hash}"]
         edges = [
             {
-                "src_id": f"piece:{p}",
+                "src_id": src,
                 "dst_id": f"shard:{shard_id}",
                 "stage": stage,
                 "config_hash": enc.config_hash,
@@ -210,19 +211,8 @@ def record_shard(
                 "run_id": run_id,
                 "created_at": t,
             }
-            for p in lengths
+            for src in sources
         ]
-        edges.append(
-            {
-                "src_id": f"encoding:{enc.name}@{enc.config_hash}",
-                "dst_id": f"shard:{shard_id}",
-                "stage": stage,
-                "config_hash": enc.config_hash,
-                "code_version": __version__,
-                "run_id": run_id,
-                "created_at": t,
-            }
-        )
         records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
 
 
