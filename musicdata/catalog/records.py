@@ -140,6 +140,21 @@ def canonical_pieces(
     return {h: (pid, split) for h, pid, split in rows}
 
 
+def first_paths(con: duckdb.DuckDBPyConnection, shas: list[str]) -> dict[str, str]:
+    """sha256 -> the first path the catalog saw these bytes at (for exact duplicates)."""
+    if not shas:
+        return {}
+    _keys_table(con, "_q_shas", sha256=shas)
+    try:
+        rows = con.execute(
+            "SELECT f.sha256, arg_min(f.path, f.first_seen_at) FROM core.files f "
+            "JOIN _q_shas USING (sha256) GROUP BY f.sha256"
+        ).fetchall()
+    finally:
+        con.unregister("_q_shas")
+    return dict(rows)
+
+
 # ---- tokenize ---------------------------------------------------------------------------------
 
 

@@ -126,7 +126,7 @@ def record_batch(
     with ws.catalog.write() as con:
         shas = sorted({f.sha256 for f in files})
         done = records.stage_status(con, STAGE, chash, shas)
-        first_path = _first_paths(con, shas)
+        first_path = records.first_paths(con, shas)
         canon = records.canonical_pieces(
             con, [r["content_hash"] for r in parsed if r["status"] == "ok"]
         )
@@ -229,21 +229,6 @@ def _result(sha: str, chash: str, status: str, out: str | None, run_id: str, t: 
         "run_id": run_id,
         "created_at": t,
     }
-
-
-def _first_paths(con: Any, shas: list[str]) -> dict[str, str]:
-    """sha256 -> the first path the catalog saw these bytes at (for exact duplicates)."""
-    if not shas:
-        return {}
-    records._keys_table(con, "_q_shas", sha256=shas)
-    try:
-        rows = con.execute(
-            "SELECT f.sha256, arg_min(f.path, f.first_seen_at) FROM core.files f "
-            "JOIN _q_shas USING (sha256) GROUP BY f.sha256"
-        ).fetchall()
-    finally:
-        con.unregister("_q_shas")
-    return dict(rows)
 
 
 @dataclass(frozen=True)
