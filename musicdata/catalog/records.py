@@ -4,7 +4,8 @@ or as registered Arrow tables, never spliced into SQL text (names with quotes ar
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -35,8 +36,14 @@ def insert_rows(
         con.unregister(view)
 
 
-def _keys_table(con: duckdb.DuckDBPyConnection, name: str, **columns: list[str]) -> None:
+@contextmanager
+def _keys_table(con: duckdb.DuckDBPyConnection, name: str, **columns: list[str]) -> Iterator[None]:
+    """Register lookup keys as a temporary Arrow view (no values spliced into SQL)."""
     con.register(name, pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()}))
+    try:
+        yield
+    finally:
+        con.unregister(name)
 
 
 # ---- runs -------------------------------------------------------------------------------------
@@ -68,13 +75,10 @@ def known_files(
     """Which (path, sha256) pairs the catalog has already recorded."""
     if not pairs:
         return set()
-    _keys_table(con, "_q_pairs", path=[p for p, _ in pairs], sha256=[s for _, s in pairs])
-    try:
+    with _keys_table(con, "_q_pairs", path=[p for p, _ in pairs], sha256=[s for _, s in pairs]):
         rows = con.execute(
             "SELECT f.path, f.sha256 FROM core.files f JOIN _q_pairs q USING (path, sha256)"
         ).fetchall()
-    finally:
-        con.unregister("_q_pairs")
     return {(p, s) for p, s in rows}
 
 
@@ -82,14 +86,11 @@ def known_rejections(con: duckdb.DuckDBPyConnection, paths: list[str]) -> set[tu
     """(path, reason) of inputs already quarantined before they could be hashed."""
     if not paths:
         return set()
-    _keys_table(con, "_q_paths", path=paths)
-    try:
+    with _keys_table(con, "_q_paths", path=paths):
         rows = con.execute(
             "SELECT q.path, q.reason FROM core.quarantine q JOIN _q_paths USING (path) "
             "WHERE q.sha256 IS NULL"
         ).fetchall()
-    finally:
-        con.unregister("_q_paths")
     return {(p, r) for p, r in rows}
 
 
@@ -99,15 +100,12 @@ def stage_status(
     """input_id -> (status, output_id) for inputs this stage already finished under this config."""
     if not input_ids:
         return {}
-    _keys_table(con, "_q_ids", input_id=input_ids)
-    try:
+    with _keys_table(con, "_q_ids", input_id=input_ids):
         rows = con.execute(
             "SELECT r.input_id, r.status, r.output_id FROM core.stage_results r "
             "JOIN _q_ids USING (input_id) WHERE r.stage = ? AND r.config_hash = ?",
             [stage, config_hash],
         ).fetchall()
-    finally:
-        con.unregister("_q_ids")
     return {i: (s, o) for i, s, o in rows}
 
 
@@ -127,16 +125,13 @@ def canonical_pieces(
     hashes = sorted(set(content_hashes))
     if not hashes:
         return {}
-    _keys_table(con, "_q_hashes", content_hash=hashes)
-    try:
+    with _keys_table(con, "_q_hashes", content_hash=hashes):
         rows = con.execute(
             "SELECT p.content_hash, arg_min(p.piece_id, p.created_at), "
             "arg_min(p.split, p.created_at) "
             "FROM core.pieces p JOIN _q_hashes USING (content_hash) "
             "WHERE p.near_duplicate_of IS NULL GROUP BY p.content_hash"
         ).fetchall()
-    finally:
-        con.unregister("_q_hashes")
     return {h: (pid, split) for h, pid, split in rows}
 
 
@@ -144,14 +139,11 @@ def first_paths(con: duckdb.DuckDBPyConnection, shas: list[str]) -> dict[str, st
     """sha256 -> the first path the catalog saw these bytes at (for exact duplicates)."""
     if not shas:
         return {}
-    _keys_table(con, "_q_shas", sha256=shas)
-    try:
+    with _keys_table(con, "_q_shas", sha256=shas):
         rows = con.execute(
             "SELECT f.sha256, arg_min(f.path, f.first_seen_at) FROM core.files f "
             "JOIN _q_shas USING (sha256) GROUP BY f.sha256"
         ).fetchall()
-    finally:
-        con.unregister("_q_shas")
     return dict(rows)
 
 
