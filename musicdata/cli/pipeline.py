@@ -1,0 +1,142 @@
+"""Pipeline commands (ingest, tokenize, demo); each runs as a Prefect flow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from musicdata import progress
+from musicdata.cli.common import (
+    JsonOpt,
+    app,
+    config_arg,
+    emit,
+    err,
+    fail,
+    table_text,
+    workspace,
+)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="MIDI files, folders (recursive), zip/tar.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest MIDI: hash, parse in isolation, validate, dedup, split; quarantine broken files."""
+    from flows.ingest_tokenize import ingest_flow
+
+    if not any(p.exists() for p in paths):  # fail before paying for Prefect's start-up
+        fail(f"none of the inputs exist: {', '.join(map(str, paths))}")
+    progress.enable(not as_json)
+    ws = workspace()
+    t0 = time.perf_counter()
+    summary = ingest_flow([str(p) for p in paths], str(ws.root), config_arg(ws))
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    summary["home"] = str(ws.root)
+    emit(summary, as_json, _ingest_text(summary))
+
+
+def _ingest_text(s: dict[str, Any]) -> str:
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(s["reasons"].items())) or "none"
+    return (
+        f"ingest: [green]{s['ok']} ok[/green] ({s['near_duplicates']} near-duplicates), "
+        f"[red]{s['quarantined']} quarantined[/red] ({reasons}), {s['duplicates']} exact "
+        f"duplicates, {s['skipped']} skipped (already done), {s['ignored']} ignored "
+        f"(not MIDI) in {s['seconds']} s"
+    )
+
+
+@app.command()
+def tokenize(
+    encoding: Annotated[
+        list[str] | None, typer.Option("--encoding", "-e", help="Encoding name; repeatable.")
+    ] = None,
+    all_encodings: Annotated[
+        bool, typer.Option("--all", help="Every registered encoding.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tokenize every ingested piece into Parquet shards (resumable; reruns do only new work)."""
+    from musicdata.encodings import REGISTRY
+
+    names = sorted(REGISTRY) if all_encodings else list(encoding or [])
+    if not names:
+        fail("name an encoding with --encoding NAME (or --all); available: " + ", ".join(REGISTRY))
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        fail(f"unknown encoding(s) {unknown}; available: {', '.join(sorted(REGISTRY))}")
+    from flows.ingest_tokenize import tokenize_flow
+
+    progress.enable(not as_json)
+    ws = workspace()
+    t0 = time.perf_counter()
+    results = tokenize_flow(names, str(ws.root), config_arg(ws))
+    summary = {
+        "encodings": results,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "home": str(ws.root),
+    }
+    lines = [
+        f"tokenize {r['encoding']}: {r['tokenized']} pieces -> {r['shards_written']} shards "
+        f"({r['tokens']} tokens), {r['quarantined']} quarantined, {r['skipped']} skipped; "
+        f"shards in {r['shard_dir']}"
+        for r in results
+    ]
+    emit(summary, as_json, *lines)
+
+
+SPLIT_QUERY = "SELECT split, count(*) AS pieces FROM pieces GROUP BY split"
+QUARANTINE_QUERY = "SELECT path, stage, reason FROM quarantine"
+EXAMPLE_QUERY = (
+    "SELECT encoding, split, pieces, tokens, vocab_size, round(mean_length) AS mean_len "
+    "FROM token_stats ORDER BY encoding, split"
+)
+
+
+@app.command()
+def demo(
+    as_json: JsonOpt = False,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N demo works.")] = None,
+) -> None:
+    """The main job on the embedded default: real public-domain scores -> ingest -> REMI shards."""
+    from flows.ingest_tokenize import ingest_and_tokenize
+    from musicdata.demo import build_demo_corpus
+
+    progress.enable(not as_json)
+    ws = workspace()
+    t0 = time.perf_counter()
+    corpus = ws.root / "demo-corpus"
+    if not as_json:
+        err.print(f"building the demo corpus from music21's public-domain scores in {corpus} ...")
+    files = build_demo_corpus(corpus, limit=limit)
+    result = ingest_and_tokenize([str(corpus)], str(ws.root), ["remi"], config_arg(ws))
+    stats = ws.catalog.query(EXAMPLE_QUERY).to_pylist()
+    summary = {
+        "home": str(ws.root),
+        "corpus": str(corpus),
+        "files": len(files),
+        "catalog": str(ws.catalog_path),
+        **result,
+        "token_stats": stats,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    shard_dirs = ", ".join(r["shard_dir"] for r in result["tokenize"])
+    py_query = (
+        f"import duckdb; print(duckdb.connect('{ws.catalog_path}', read_only=True)"
+        f".sql('{SPLIT_QUERY}'))"
+    )
+    emit(
+        summary,
+        as_json,
+        _ingest_text({**result["ingest"], "seconds": summary["seconds"]}),
+        f"catalog: {ws.catalog_path}\nshards:  {shard_dirs}\n\n{EXAMPLE_QUERY}",
+        table_text(stats),
+        "Try:",
+        f'  musicdata --home {ws.root} catalog sql "{EXAMPLE_QUERY}"',
+        f'  musicdata --home {ws.root} catalog sql "{QUARANTINE_QUERY}"',
+        f'  python -c "{py_query}"',
+    )
