@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 
 from musicdata.ingest import pipeline as ingest_lib
 from musicdata.tokenize import Steps as TokenizeSteps
-from musicdata.tokenize import tokenize_batch, tokenize_encoding
+from musicdata.tokenize import tokenize_batch, tokenize_encodings
 from musicdata.workspace import Workspace
 
 _discover = task(ingest_lib.discover, name="discover-inputs", cache_policy=NONE)
@@ -41,13 +41,26 @@ def _artifact(key: str, title: str, summary: dict[str, Any]) -> None:
 
 @flow(name="ingest")
 def ingest_flow(
-    paths: list[str], home: str | None = None, config: str | None = None
+    paths: list[str],
+    home: str | None = None,
+    config: str | None = None,
+    transcribe: bool | None = None,
 ) -> dict[str, Any]:
-    """Ingest MIDI files, folders and zip/tar archives into the workspace catalog."""
+    """Ingest MIDI and audio files, folders and zip/tar archives into the workspace catalog;
+    recordings are transcribed to MIDI pieces unless `transcribe` is False ([transcribe])."""
+    from flows.audio import parse_audio_task, record_audio_task, transcribe_step
+
     ws = Workspace.open(home, Path(config) if config else None)
-    steps = ingest_lib.Steps(discover=_discover, parse=_parse, record=_record)
+    steps = ingest_lib.Steps(
+        discover=_discover,
+        parse=_parse,
+        record=_record,
+        parse_audio=parse_audio_task,
+        record_audio=record_audio_task,
+        transcribe=transcribe_step,
+    )
     summary = ingest_lib.ingest_paths(
-        ws, [Path(p) for p in paths], run_id=_run_id("ingest"), steps=steps
+        ws, [Path(p) for p in paths], run_id=_run_id("ingest"), steps=steps, transcribe=transcribe
     ).to_dict()
     get_run_logger().info("ingest: %s", summary)
     _artifact("ingest-summary", "Ingest", summary)
@@ -58,15 +71,18 @@ def ingest_flow(
 def tokenize_flow(
     encodings: list[str], home: str | None = None, config: str | None = None
 ) -> list[dict[str, Any]]:
-    """Tokenize every ingested piece into Parquet shards, one encoding at a time."""
+    """Tokenize every ingested piece into Parquet shards for all the encodings at once: one pool
+    of isolated worker processes runs (piece, encoding) jobs across all cores."""
     ws = Workspace.open(home, Path(config) if config else None)
+    run_ids = {name: _run_id(f"tokenize:{name}") for name in encodings}
+    summaries = tokenize_encodings(
+        ws, list(encodings), run_ids=run_ids, steps=TokenizeSteps(_tokenize)
+    )
     out = []
-    for name in encodings:
-        s = tokenize_encoding(
-            ws, name, run_id=_run_id(f"tokenize:{name}"), steps=TokenizeSteps(_tokenize)
-        ).to_dict()
-        get_run_logger().info("tokenize %s: %s", name, s)
-        _artifact(f"tokenize-{name}", f"Tokenize {name}", s)
+    for summary in summaries:
+        s = summary.to_dict()
+        get_run_logger().info("tokenize %s: %s", s["encoding"], s)
+        _artifact(f"tokenize-{s['encoding']}", f"Tokenize {s['encoding']}", s)
         out.append(s)
     return out
 

@@ -43,7 +43,13 @@ def shard_schema(kind: str, n_fields: int | None = None) -> pa.Schema:
 
 
 def build_table(
-    rows: list[ShardRow], *, split: str, encoding: str, config_hash: str, kind: str
+    rows: list[ShardRow],
+    *,
+    split: str,
+    encoding: str,
+    config_hash: str,
+    kind: str,
+    sub_tokens: list[str] | None = None,
 ) -> pa.Table:
     rows = sorted(rows, key=lambda r: r.piece_id)
     lengths = np.array([len(r.tokens) for r in rows], dtype=np.int32)
@@ -77,6 +83,7 @@ def build_table(
         split=split,
         shard_format=SHARD_FORMAT_VERSION,
         code_version=__version__,
+        **({"sub_tokens": ",".join(sub_tokens)} if sub_tokens else {}),
     )
     return table.replace_schema_metadata(meta.metadata)
 

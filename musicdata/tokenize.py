@@ -18,6 +18,7 @@ from musicdata import __version__, progress
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
 from musicdata.encodings import Encoding, get_encoding
+from musicdata.encodings.fidelity import Fidelity
 from musicdata.encodings.worker import TokenizeJob, tokenize_piece
 from musicdata.fsutil import TMP_SUFFIX, atomic_write, sha256_file
 from musicdata.isolate import Failure, IsolatedPool
@@ -52,12 +53,13 @@ def tokenize_batch(pool: IsolatedPool, jobs: list[TokenizeJob]) -> list[dict[str
         if isinstance(res, Failure):
             res = {
                 "piece_id": jobs[i].piece_id,
+                "encoding": jobs[i].encoding,
                 "status": "quarantined",
                 "reason": res.reason,
                 "detail": res.detail,
             }
         out.append(res)
-    return sorted(out, key=lambda r: r["piece_id"])
+    return sorted(out, key=lambda r: (r["piece_id"], r["encoding"]))
 
 
 @dataclass
@@ -70,12 +72,15 @@ class _Writer:
     summary: TokenizeSummary
     next_index: dict[str, int]
     buffers: dict[str, list[ShardRow]] = field(default_factory=dict)
+    fidelity: dict[str, Fidelity] = field(default_factory=dict)
 
     @property
     def stage(self) -> str:
         return f"tokenize:{self.enc.name}"
 
-    def add(self, split: str, row: ShardRow) -> None:
+    def add(self, split: str, row: ShardRow, fidelity: Fidelity | None = None) -> None:
+        if fidelity is not None:
+            self.fidelity[row.piece_id] = fidelity
         self.buffers.setdefault(split, []).append(row)
         if len(self.buffers[split]) >= self.ws.config.shards.rows_per_shard:
             self.flush(split)
@@ -93,10 +98,12 @@ class _Writer:
             encoding=self.enc.name,
             config_hash=self.enc.config_hash,
             kind=self.enc.kind,
+            sub_tokens=self.enc.sub_tokens,
         )
         written = write_shard(table, self.ws.abspath(rel), self.ws.config.shards)
         lengths = {r.piece_id: len(r.tokens) for r in rows}
-        record_shard(self.ws, self.enc, rel, split, written, lengths, self.run_id)
+        fid = {p: self.fidelity.pop(p) for p in lengths if p in self.fidelity}
+        record_shard(self.ws, self.enc, rel, split, written, lengths, self.run_id, fid)
         self.summary.shards_written += 1
         self.summary.tokens += written.n_tokens
 
@@ -154,8 +161,10 @@ def record_shard(
     written: WrittenShard,
     lengths: dict[str, int],
     run_id: str,
+    fidelity: dict[str, Fidelity] | None = None,
 ) -> None:
-    """Catalog rows for a shard already renamed into place: shard, its pieces, done markers."""
+    """Catalog rows for a shard already renamed into place: shard, its pieces, done markers and
+    the pieces' round-trip fidelity, in one transaction."""
     stage = f"tokenize:{enc.name}"
     shard_id = f"{enc.name}:{enc.config_hash}:{split}:{Path(rel).stem.split('-')[1]}"
     t = now()
@@ -214,6 +223,25 @@ def record_shard(
             for src in sources
         ]
         records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
+        records.insert_rows(
+            con,
+            "fidelity",
+            [
+                {
+                    "encoding": enc.name,
+                    "config_hash": enc.config_hash,
+                    "piece_id": p,
+                    "notes": f.notes,
+                    "recovered": f.recovered,
+                    "decoded": f.decoded,
+                    "error": f.error,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+                for p, f in (fidelity or {}).items()
+            ],
+            on_conflict_nothing=True,
+        )
 
 
 def reconcile(ws: Workspace, enc: Encoding, run_id: str) -> tuple[int, int]:
@@ -279,30 +307,51 @@ def tokenize_encoding(
     ws: Workspace, name: str, *, run_id: str, steps: Steps | None = None
 ) -> TokenizeSummary:
     """Tokenize every piece not yet in this encoding's shards (resumable, idempotent)."""
-    enc = get_encoding(name, ws.config.encodings.get(name))
-    summary = TokenizeSummary(
-        name, enc.config_hash, run_id, shard_dir=str(ws.abspath(shard_dir(enc)))
-    )
-    stage = f"tokenize:{name}"
-    with ws.catalog.write() as con:
-        records.start_run(con, run_id, stage, __version__, ws.config.to_dict())
-    _register_encoding(ws, enc)
-    summary.shards_adopted, _ = reconcile(ws, enc, run_id)
-    with ws.catalog.write() as con:
-        todo = records.pieces_to_tokenize(
-            con, stage, enc.config_hash, ws.config.tokenize.include_near_duplicates
+    return tokenize_encodings(ws, [name], run_ids={name: run_id}, steps=steps)[0]
+
+
+def tokenize_encodings(
+    ws: Workspace,
+    names: list[str],
+    *,
+    run_ids: dict[str, str],
+    steps: Steps | None = None,
+) -> list[TokenizeSummary]:
+    """Tokenize every piece into every named encoding, sharing one pool of isolated workers:
+    (piece, encoding) jobs from all encodings keep every core busy; the parent writes each
+    encoding's shards and catalog rows. Resumable per encoding."""
+    writers: list[_Writer] = []
+    todo: list[tuple[_Writer, tuple[str, str, str, str, str]]] = []
+    for name in names:
+        enc = get_encoding(name, ws.config.encodings.get(name))
+        run_id = run_ids[name]
+        summary = TokenizeSummary(
+            name, enc.config_hash, run_id, shard_dir=str(ws.abspath(shard_dir(enc)))
         )
-        total = con.execute("SELECT count(*) FROM core.pieces").fetchall()[0][0]
-        next_index = _next_indexes(records.shard_paths(con, name, enc.config_hash))
-    summary.skipped = int(total) - len(todo)
-    if todo:
+        stage = f"tokenize:{name}"
+        with ws.catalog.write() as con:
+            records.start_run(con, run_id, stage, __version__, ws.config.to_dict())
+        _register_encoding(ws, enc)
+        summary.shards_adopted, _ = reconcile(ws, enc, run_id)
+        with ws.catalog.write() as con:
+            pieces = records.pieces_to_tokenize(
+                con, stage, enc.config_hash, ws.config.tokenize.include_near_duplicates
+            )
+            total = con.execute("SELECT count(*) FROM core.pieces").fetchall()[0][0]
+            next_index = _next_indexes(records.shard_paths(con, name, enc.config_hash))
+        summary.skipped = int(total) - len(pieces)
         writer = _Writer(ws, enc, run_id, summary, next_index)
-        _tokenize_all(ws, enc, todo, writer, steps or Steps())
+        writers.append(writer)
+        todo += [(writer, row) for row in pieces]
+    todo.sort(key=lambda item: item[1][0])  # piece-major: all encodings of a piece together
+    if todo:
+        _tokenize_all(ws, todo, steps or Steps())
+    for writer in writers:
         for split in sorted(writer.buffers):
             writer.flush(split)
-    with ws.catalog.write() as con:
-        records.finish_run(con, run_id, "completed", summary.to_dict())
-    return summary
+        with ws.catalog.write() as con:
+            records.finish_run(con, writer.run_id, "completed", writer.summary.to_dict())
+    return [w.summary for w in writers]
 
 
 def _register_encoding(ws: Workspace, enc: Encoding) -> None:
@@ -328,21 +377,25 @@ def _register_encoding(ws: Workspace, enc: Encoding) -> None:
                 "vocab_size": enc.vocab_size,
                 "config_path": str(cfg_path.relative_to(ws.root)),
                 "config_json": json.dumps(enc.params, sort_keys=True, default=str),
+                "sub_tokens": enc.sub_tokens,
+                "sub_vocab_sizes": enc.sub_vocab_sizes,
+                "lossless": enc.lossless,
+                "paper": enc.paper,
             },
         )
 
 
 def _tokenize_all(
     ws: Workspace,
-    enc: Encoding,
-    todo: list[tuple[str, str, str, str, str]],
-    writer: _Writer,
+    todo: list[tuple[_Writer, tuple[str, str, str, str, str]]],
     steps: Steps,
 ) -> None:
-    split_of = {row[0]: row[1] for row in todo}
-    sources = {row[0]: (row[3], row[4]) for row in todo}
+    by_name = {w.enc.name: w for w, _ in todo}
+    split_of = {row[0]: row[1] for _, row in todo}
+    sources = {row[0]: (row[3], row[4]) for _, row in todo}
     tcfg = ws.config.tokenize
     size = max(1, tcfg.batch_size)
+    label = f"tokenize {', '.join(by_name)}" if len(by_name) < 4 else f"tokenize x{len(by_name)}"
     with (
         IsolatedPool(
             tokenize_piece,
@@ -350,18 +403,25 @@ def _tokenize_all(
             timeout_s=tcfg.timeout_s,
             memory_limit_mb=tcfg.memory_limit_mb,
         ) as pool,
-        progress.bar(f"tokenize {enc.name}", len(todo)) as advance,
+        progress.bar(label, len(todo)) as advance,
     ):
         for i in range(0, len(todo), size):
+            batch = todo[i : i + size]
             jobs = [
-                TokenizeJob(pid, str(ws.abspath(blob)), enc.name, enc.params)
-                for pid, _, blob, _, _ in todo[i : i + size]
+                TokenizeJob(pid, str(ws.abspath(blob)), w.enc.name, w.enc.params, tcfg.fidelity)
+                for w, (pid, _, blob, _, _) in batch
             ]
             results = steps.tokenize(pool, jobs)
-            writer.quarantine([r for r in results if r["status"] != "ok"], sources)
+            for name, writer in by_name.items():
+                writer.quarantine(
+                    [r for r in results if r["encoding"] == name and r["status"] != "ok"],
+                    sources,
+                )
             for r in results:
                 if r["status"] == "ok":
-                    writer.add(split_of[r["piece_id"]], ShardRow(r["piece_id"], r["tokens"]))
+                    writer = by_name[r["encoding"]]
+                    row = ShardRow(r["piece_id"], r["tokens"])
+                    writer.add(split_of[r["piece_id"]], row, r.get("fidelity"))
                     writer.summary.tokenized += 1
             advance(len(jobs))
 

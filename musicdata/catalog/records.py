@@ -175,19 +175,13 @@ def shard_paths(con: duckdb.DuckDBPyConnection, encoding: str, config_hash: str)
 
 
 def upsert_encoding(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+    """Record an encoding config once (columns as given: encoding, config_hash, kind, vocab_size,
+    config_path, config_json, and optionally sub_tokens, sub_vocab_sizes, lossless, paper)."""
+    cols = [*row, "created_at"]
     con.execute(
-        "INSERT INTO core.encodings (encoding, config_hash, kind, vocab_size, config_path, "
-        "config_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (encoding, config_hash) DO NOTHING",
-        [
-            row["encoding"],
-            row["config_hash"],
-            row["kind"],
-            row["vocab_size"],
-            row["config_path"],
-            row["config_json"],
-            now(),
-        ],
+        f"INSERT INTO core.encodings ({', '.join(cols)}) "
+        f"VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT (encoding, config_hash) DO NOTHING",
+        [*row.values(), now()],
     )
 
 

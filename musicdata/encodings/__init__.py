@@ -6,9 +6,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from musicdata.encodings.base import Encoding, EncodingError
+from musicdata.encodings.cp import CompoundWord
+from musicdata.encodings.midilike import MidiLike
+from musicdata.encodings.nb import NoteBasedMetricFirst, NoteBasedPitchFirst
+from musicdata.encodings.octuple import Octuple
+from musicdata.encodings.performance import Performance
+from musicdata.encodings.pertok import PerTok
 from musicdata.encodings.remi import Remi
 
-REGISTRY: dict[str, type[Encoding]] = {cls.name: cls for cls in (Remi,)}
+REGISTRY: dict[str, type[Encoding]] = {
+    cls.name: cls
+    for cls in (
+        Remi,
+        CompoundWord,
+        Octuple,
+        MidiLike,
+        PerTok,
+        NoteBasedPitchFirst,
+        NoteBasedMetricFirst,
+        Performance,
+    )
+}
 
 
 def get_encoding(name: str, overrides: Mapping[str, Any] | None = None) -> Encoding:

@@ -17,6 +17,29 @@ import numpy as np
 
 from schemas.config import config_hash
 
+# Real corpora have cut time, 3/2 chorales, 6/8 jigs and 7/8 dances; MidiTok's default range has
+# no x/2 meters (PerTok then raised KeyError 'TimeSig_2/2' on a real piece). Shared by all
+# beat-based encodings; TOML keys are strings ("2" = denominator).
+TIME_SIGNATURE_RANGE: dict[str, list[int]] = {
+    "2": [1, 2, 3, 4, 5, 6],
+    "4": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+    "8": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+    "16": [3, 5, 6, 7, 9, 12, 15],
+}
+
+# Multi-track pieces in one stream (programs as tokens), 88-key pitch range, the special tokens
+# every model here uses. Each encoding adds its paper's own settings on top.
+MULTITRACK: dict[str, Any] = {
+    "pitch_range": (21, 109),
+    "special_tokens": ["PAD", "BOS", "EOS", "MASK"],
+    "use_programs": True,
+    "one_token_stream_for_programs": True,
+    "use_time_signatures": True,
+    "time_signature_range": TIME_SIGNATURE_RANGE,
+    "use_sustain_pedals": False,
+    "use_pitch_bends": False,
+}
+
 
 class EncodingError(ValueError):
     """A piece this encoding cannot represent; the message is the quarantine detail."""
@@ -28,6 +51,8 @@ class Encoding(ABC):
     version: ClassVar[int]  # bump when encode() output changes for the same params
     paper: ClassVar[str]  # where the defaults come from
     defaults: ClassVar[Mapping[str, Any]]
+    lossless: ClassVar[bool] = True  # lossless in principle (up to its time resolution)
+    time_unit: ClassVar[str] = "quarters"  # fidelity compares onsets/durations in this unit
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         unknown = set(overrides or {}) - set(self.defaults)
@@ -59,6 +84,27 @@ class Encoding(ABC):
     def save_config(self, directory: Path) -> Path:
         """Write what it takes to rebuild this tokenizer; returns the file written."""
 
+    @property
+    def sub_tokens(self) -> list[str] | None:
+        """Field names of a compound token, in order (None for flat encodings)."""
+        return None
+
+    @property
+    def sub_vocab_sizes(self) -> list[int] | None:
+        return None
+
+    def reference_notes(self, score: Any) -> np.ndarray:
+        """The notes this encoding promises to keep, float64 [N, 3]: pitch, onset, duration in
+        `time_unit`. Fidelity is measured against these."""
+        from musicdata.encodings.fidelity import score_notes
+
+        return score_notes(score, self.time_unit)
+
+    @abstractmethod
+    def tolerances(self, score: Any, notes: np.ndarray) -> tuple[float, np.ndarray]:
+        """Onset tolerance and per-note duration tolerance (in `time_unit`): the encoding's
+        resolution, so a note within them counts as recovered."""
+
 
 class MidiTokEncoding(Encoding):
     """An encoding backed by a MidiTok tokenizer class (vocab, save/load and hub come from it)."""
@@ -77,16 +123,19 @@ class MidiTokEncoding(Encoding):
     def tokenizer(self) -> Any:
         import miditok
 
-        cls = getattr(miditok, self.tokenizer_class)
         params = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in self.params.items()}
         beat_res = params.pop("beat_res", None)
         if beat_res is not None:  # TOML/JSON keys are strings "0-4"; MidiTok wants (0, 4) tuples
             params["beat_res"] = {_range_key(k): v for k, v in beat_res.items()}
-        return cls(miditok.TokenizerConfig(**params))
+        ts_range = params.pop("time_signature_range", None)
+        if ts_range is not None:
+            params["time_signature_range"] = {int(k): list(v) for k, v in ts_range.items()}
+        return self._tokenizer_class()(miditok.TokenizerConfig(**params))
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokenizer)
+    def _tokenizer_class(self) -> Any:
+        import miditok
+
+        return getattr(miditok, self.tokenizer_class)
 
     def encode(self, score: Any) -> np.ndarray:
         seq = self.tokenizer.encode(score)
@@ -107,6 +156,40 @@ class MidiTokEncoding(Encoding):
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save(directory, filename="tokenizer.json")
         return directory / "tokenizer.json"
+
+    @property
+    def vocab_size(self) -> int:
+        voc = self.tokenizer.vocab
+        return sum(len(v) for v in voc) if isinstance(voc, list) else len(voc)
+
+    @property
+    def sub_tokens(self) -> list[str] | None:
+        if self.kind == "flat":
+            return None
+        names: dict[int, str] = {}
+        for name, idx in self.tokenizer.vocab_types_idx.items():
+            names.setdefault(idx, name)  # CPWord maps Bar and Position to one field
+        return [names[i] for i in range(len(self.tokenizer.vocab))]
+
+    @property
+    def sub_vocab_sizes(self) -> list[int] | None:
+        return None if self.kind == "flat" else [len(v) for v in self.tokenizer.vocab]
+
+    def tolerances(self, score: Any, notes: np.ndarray) -> tuple[float, np.ndarray]:
+        """MidiTok's grid: onsets on `max_num_pos_per_beat` positions per beat, durations on the
+        `beat_res` grid of their range; longer than the last range is out of vocabulary. A beat
+        is the time signature's denominator, so the coarsest denominator in the piece rules."""
+        dens = [ts.denominator for ts in score.time_signatures] or [4]
+        beat_q = 4 / min(dens)
+        ranges = [(*_range_key(k), res) for k, res in self.params["beat_res"].items()]
+        onset_tol = beat_q / max(res for _, _, res in ranges)
+        dur_beats = notes[:, 2] / beat_q
+        step = np.full(len(notes), np.inf)
+        for lo, hi, res in ranges:
+            inside = (dur_beats >= lo) & (dur_beats <= hi)
+            step[inside] = np.minimum(step[inside], 1.0 / res)
+        step[dur_beats < min(lo for lo, _, _ in ranges)] = 1.0 / max(r for *_, r in ranges)
+        return onset_tol, step * beat_q
 
 
 def _flatten(tokens: list) -> list:

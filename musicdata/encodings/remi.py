@@ -11,28 +11,22 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from musicdata.encodings.base import MidiTokEncoding
+from musicdata.encodings.base import MULTITRACK, MidiTokEncoding
 
 
 class Remi(MidiTokEncoding):
     name = "remi"
     kind = "flat"
-    version = 1
+    version = 2
     paper = "Huang & Yang 2020 (arXiv 2002.00212); REMI+ of von Rütte et al. 2023"
     tokenizer_class = "REMI"
     defaults: ClassVar[dict[str, Any]] = {
-        "pitch_range": (21, 109),
+        **MULTITRACK,
         "beat_res": {"0-4": 8, "4-12": 4},
         "num_velocities": 32,
-        "special_tokens": ["PAD", "BOS", "EOS", "MASK"],
         "use_chords": True,
         "use_tempos": True,
         "num_tempos": 32,
         "tempo_range": (40, 250),
-        "use_time_signatures": True,
-        "use_programs": True,
-        "one_token_stream_for_programs": True,
         "use_rests": False,
-        "use_sustain_pedals": False,
-        "use_pitch_bends": False,
     }

@@ -17,6 +17,7 @@ class TokenizeJob:
     blob_path: str
     encoding: str
     params: dict[str, Any]
+    fidelity: bool = True  # also decode and measure round-trip fidelity
 
 
 def _encoding(job: TokenizeJob) -> Encoding:
@@ -28,24 +29,22 @@ def _encoding(job: TokenizeJob) -> Encoding:
 def tokenize_piece(job: TokenizeJob) -> dict[str, Any]:
     import symusic
 
+    from musicdata.encodings.fidelity import measure
+
     enc = _encoding(job)
+    base = {"piece_id": job.piece_id, "encoding": job.encoding}
     try:
         score = symusic.Score.from_midi(Path(job.blob_path).read_bytes())
         tokens = enc.encode(score)
     except EncodingError as exc:
-        return {
-            "piece_id": job.piece_id,
-            "status": "quarantined",
-            "reason": "unencodable",
-            "detail": str(exc),
-        }
-    except (KeyError, ValueError, IndexError, RuntimeError) as exc:
-        # Tokenizer bugs on real files (e.g. PerTok's KeyError 'TimeSig_2/2') quarantine the piece
-        # for this encoding with the exception, instead of crashing the run.
-        return {
-            "piece_id": job.piece_id,
-            "status": "quarantined",
-            "reason": "tokenizer_error",
-            "detail": f"{type(exc).__name__}: {exc}",
-        }
-    return {"piece_id": job.piece_id, "status": "ok", "tokens": tokens}
+        return {**base, "status": "quarantined", "reason": "unencodable", "detail": str(exc)}
+    except (KeyError, ValueError, IndexError, RuntimeError, AssertionError) as exc:
+        # Tokenizer bugs on real files (e.g. PerTok's KeyError 'TimeSig_2/2' with MidiTok's
+        # default meters) quarantine the piece for this encoding with the exception, instead of
+        # crashing the run.
+        detail = f"{type(exc).__name__}: {exc}"
+        return {**base, "status": "quarantined", "reason": "tokenizer_error", "detail": detail}
+    out = {**base, "status": "ok", "tokens": tokens}
+    if job.fidelity:
+        out["fidelity"] = measure(enc, score, tokens)
+    return out

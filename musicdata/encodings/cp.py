@@ -1,0 +1,31 @@
+"""Compound Word (Hsiao et al. 2021, "Compound Word Transformer") through MidiTok's CPWord.
+
+Paper: tokens grouped into compound words of two families, metric (bar / beat position, tempo,
+chord) and note (pitch, duration, velocity), each sub-token with its own vocabulary. We keep the
+paper's families, tempo and chord sub-tokens, 32 velocity bins; MidiTok's grid of 8 positions per
+beat. Deviation: program and time-signature sub-tokens (the paper is piano-only in 4/4).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from musicdata.encodings.base import MULTITRACK, MidiTokEncoding
+
+
+class CompoundWord(MidiTokEncoding):
+    name = "cp"
+    kind = "compound"
+    version = 1
+    paper = "Hsiao et al. 2021 (arXiv 2101.02402)"
+    tokenizer_class = "CPWord"
+    defaults: ClassVar[dict[str, Any]] = {
+        **MULTITRACK,
+        "beat_res": {"0-4": 8, "4-12": 4},
+        "num_velocities": 32,
+        "use_chords": True,
+        "use_tempos": True,
+        "num_tempos": 32,
+        "tempo_range": (40, 250),
+        "use_rests": False,
+    }
