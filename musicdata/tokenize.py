@@ -323,7 +323,7 @@ def tokenize_encodings(
     writers: list[_Writer] = []
     todo: list[tuple[_Writer, tuple[str, str, str, str, str]]] = []
     for name in names:
-        enc = get_encoding(name, ws.config.encodings.get(name))
+        enc = prepare_encoding(ws, get_encoding(name, ws.config.encodings.get(name)))
         run_id = run_ids[name]
         summary = TokenizeSummary(
             name, enc.config_hash, run_id, shard_dir=str(ws.abspath(shard_dir(enc)))
@@ -352,6 +352,28 @@ def tokenize_encodings(
         with ws.catalog.write() as con:
             records.finish_run(con, writer.run_id, "completed", writer.summary.to_dict())
     return [w.summary for w in writers]
+
+
+def prepare_encoding(ws: Workspace, enc: Encoding) -> Encoding:
+    """Learned vocabularies: train on the train split once (or reuse the saved tokenizer of the
+    same training set) and return the encoding bound to its trained file."""
+    if not getattr(enc, "learned", False):
+        return enc
+    from musicdata.encodings.learned import training_set_hash
+
+    with ws.catalog.write() as con:
+        rows = records.training_pieces(con, int(enc.params["max_train_pieces"]))
+    if not rows:
+        msg = f"{enc.name}: no train-split pieces to learn a vocabulary from; ingest MIDI first"
+        raise ValueError(msg)
+    params = {**enc.params, "training_set": training_set_hash([pid for pid, _ in rows])}
+    enc = get_encoding(enc.name, params)
+    path = ws.abspath(f"{shard_dir(enc)}/tokenizer.json")
+    if not path.exists():
+        blobs = [ws.abspath(blob) for _, blob in rows]
+        atomic_write(path, lambda tmp: enc.train(blobs, tmp))  # type: ignore[attr-defined]
+    trained = {"tokenizer_file": str(path), "tokenizer_sha256": sha256_file(path)}
+    return get_encoding(enc.name, {**params, **trained})
 
 
 def _register_encoding(ws: Workspace, enc: Encoding) -> None:

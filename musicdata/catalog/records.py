@@ -166,6 +166,16 @@ def pieces_to_tokenize(
     ).fetchall()
 
 
+def training_pieces(con: duckdb.DuckDBPyConnection, limit: int) -> list[tuple[str, str]]:
+    """(piece_id, blob_path) of canonical train-split pieces, by piece id: what a learned
+    vocabulary is trained on (never validation/test, so no leak into evaluation)."""
+    return con.execute(
+        "SELECT piece_id, blob_path FROM core.pieces WHERE split = 'train' "
+        "AND near_duplicate_of IS NULL ORDER BY piece_id LIMIT ?",
+        [limit],
+    ).fetchall()
+
+
 def shard_paths(con: duckdb.DuckDBPyConnection, encoding: str, config_hash: str) -> set[str]:
     rows = con.execute(
         "SELECT path FROM core.shards WHERE encoding = ? AND config_hash = ?",

@@ -7,6 +7,7 @@ from typing import Any
 
 from musicdata.encodings.base import Encoding, EncodingError
 from musicdata.encodings.cp import CompoundWord
+from musicdata.encodings.learned import MidiLikeBPE, RemiBPE, RemiUnigram
 from musicdata.encodings.midilike import MidiLike
 from musicdata.encodings.nb import NoteBasedMetricFirst, NoteBasedPitchFirst
 from musicdata.encodings.octuple import Octuple
@@ -29,13 +30,21 @@ REGISTRY: dict[str, type[Encoding]] = {
 }
 
 
+# Optional learned vocabularies over flat encodings: trained on the workspace's train split when
+# first tokenized; opt-in by name (`--all` runs the paper encodings above).
+LEARNED: dict[str, type[Encoding]] = {cls.name: cls for cls in (RemiBPE, RemiUnigram, MidiLikeBPE)}
+
+
 def get_encoding(name: str, overrides: Mapping[str, Any] | None = None) -> Encoding:
-    try:
-        cls = REGISTRY[name]
-    except KeyError:
-        msg = f"unknown encoding {name!r}; available: {', '.join(sorted(REGISTRY))}"
-        raise ValueError(msg) from None
+    cls = REGISTRY.get(name) or LEARNED.get(name)
+    if cls is None:
+        msg = f"unknown encoding {name!r}; available: {', '.join(available())}"
+        raise ValueError(msg)
     return cls(overrides)
 
 
-__all__ = ["REGISTRY", "Encoding", "EncodingError", "get_encoding"]
+def available() -> list[str]:
+    return sorted(REGISTRY) + sorted(LEARNED)
+
+
+__all__ = ["LEARNED", "REGISTRY", "Encoding", "EncodingError", "available", "get_encoding"]

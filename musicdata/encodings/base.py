@@ -160,7 +160,7 @@ class MidiTokEncoding(Encoding):
     @property
     def vocab_size(self) -> int:
         voc = self.tokenizer.vocab
-        return sum(len(v) for v in voc) if isinstance(voc, list) else len(voc)
+        return sum(len(v) for v in voc) if isinstance(voc, list) else len(self.tokenizer)
 
     @property
     def sub_tokens(self) -> list[str] | None:

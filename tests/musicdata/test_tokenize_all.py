@@ -83,3 +83,37 @@ def test_all_encodings_shards_fidelity_compression_and_rerun(ws: Workspace, corp
     assert all(s.tokenized == s.quarantined == s.shards_written == 0 for s in again)
     per_piece = q("SELECT count(*) AS n FROM core.fidelity").to_pylist()[0]["n"]
     assert per_piece == sum(s.tokenized for s in summaries.values())
+
+
+def test_learned_bpe_trains_on_train_split_saves_hashes_and_decodes(
+    ws: Workspace, corpus: Path
+) -> None:
+    ingest_paths(ws, [corpus], run_id="ingest-1")
+    base, bpe = tokenize_encodings(ws, ["remi", "remi-bpe"], run_ids={"remi": "r", "remi-bpe": "b"})
+    assert bpe.tokenized == base.tokenized and bpe.quarantined == 0
+    assert bpe.tokens < base.tokens  # merges shorten the sequences
+    row = ws.catalog.query(
+        "SELECT config_hash, config_path, config_json, vocab_size FROM encodings "
+        "WHERE encoding = 'remi-bpe'"
+    ).to_pylist()[0]
+    trained = ws.root / row["config_path"]
+    import json
+
+    from musicdata.fsutil import sha256_file
+
+    params = json.loads(row["config_json"])
+    assert params["tokenizer_sha256"] == sha256_file(trained)
+    assert params["training_set"] and row["vocab_size"] > get_encoding("remi").vocab_size
+    train_ids = {
+        r["piece_id"]
+        for r in ws.catalog.query(
+            "SELECT piece_id FROM pieces WHERE split = 'train' AND near_duplicate_of IS NULL"
+        ).to_pylist()
+    }
+    from musicdata.encodings.learned import training_set_hash
+
+    assert params["training_set"] == training_set_hash(sorted(train_ids))  # train split only
+    fid = ws.catalog.query("SELECT fidelity FROM fidelity WHERE encoding = 'remi-bpe'")
+    assert fid.to_pylist()[0]["fidelity"] >= 0.99  # BPE is lossless over its base encoding
+    again = tokenize_encodings(ws, ["remi-bpe"], run_ids={"remi-bpe": "b2"})[0]
+    assert again.config_hash == row["config_hash"] and again.tokenized == 0
