@@ -165,34 +165,64 @@ class NBTokenizer(miditok.MusicTokenizer):
         return ticks_bar, beat // self.config.max_num_pos_per_beat
 
     def _to_events(self, tokens: list[dict[str, Any]]) -> list[list[Event]]:
-        """Dict tokens -> MidiTok compound Events in field order (with the PF shift)."""
+        """Dict tokens -> MidiTok compound Events in field order (with the PF shift). Events are
+        shared per (type, value): a compound sequence only reads their type and value, and
+        building ~8 dataclasses per note was most of NB's own encoding time."""
+        cache: dict[tuple[str, Any], Event] = {}
+
+        def ev(type_: str, value: Any) -> Event:
+            key = (type_, value)
+            hit = cache.get(key)
+            if hit is None:
+                hit = cache[key] = Event(type_, value, 0)
+            return hit
+
+        ignore = ev("Ignore", "None")
+        no_note = [ignore] * len(NOTE_FIELDS)
+        no_metric = [ignore] * (len(self.metric_fields) - 1)
+        rest = self.metric_fields[1:]
         rows: list[list[Event]] = []
-        prev_note: dict[str, Any] = {}
+        prev_notes = no_note
         for tok in tokens:
-            t = tok.get("time", 0)
-            metric = self._metric_events(tok, t)
-            note_src = prev_note if self.pitch_first else tok
-            notes = self._note_events(note_src, t)
-            rows.append(notes + metric if self.pitch_first else metric + notes)
-            prev_note = tok
+            if "Pitch" in tok:
+                metric = [ev("Type", tok["Type"])] + [ev(name, tok[name]) for name in rest]
+                notes = [
+                    ev(tok["PitchKind"], tok["Pitch"]),
+                    ev("Duration", tok["Duration"]),
+                    ev("Velocity", tok["Velocity"]),
+                ]
+            else:
+                metric, notes = [ev("Type", tok["Type"]), *no_metric], no_note
+            if self.pitch_first:
+                rows.append(prev_notes + metric)
+                prev_notes = notes
+            else:
+                rows.append(metric + notes)
         return rows
 
-    def _metric_events(self, tok: dict[str, Any], t: int) -> list[Event]:
-        has_note = "Pitch" in tok
-        out = [Event("Type", tok["Type"], t)]
-        for name in self.metric_fields[1:]:
-            out.append(Event(name, tok[name], t) if has_note else Event("Ignore", "None", t))
-        return out
-
-    @staticmethod
-    def _note_events(tok: dict[str, Any], t: int) -> list[Event]:
-        if "Pitch" not in tok:
-            return [Event("Ignore", "None", t) for _ in NOTE_FIELDS]
-        return [
-            Event(tok["PitchKind"], tok["Pitch"], t),
-            Event("Duration", tok["Duration"], t),
-            Event("Velocity", tok["Velocity"], t),
-        ]
+    def complete_sequence(self, seq: TokSequence, complete_bytes: bool = False) -> None:
+        """MidiTok's completion, with tokens and ids looked up once per distinct shared Event
+        (see `_to_events`) instead of once per sub-token."""
+        if len(seq.tokens) == 0 and len(seq.events) > 0 and isinstance(seq.events[0], list):
+            names: dict[int, str] = {}
+            ids: list[dict[int, int]] = [{} for _ in self.vocab]
+            tokens, id_rows = [], []
+            for row in seq.events:
+                tok_row, id_row = [], []
+                for i, ev in enumerate(row):
+                    key = id(ev)
+                    name = names.get(key)
+                    if name is None:
+                        name = names[key] = str(ev)
+                    idx = ids[i].get(key)
+                    if idx is None:
+                        idx = ids[i][key] = self.vocab[i][name]
+                    tok_row.append(name)
+                    id_row.append(idx)
+                tokens.append(tok_row)
+                id_rows.append(id_row)
+            seq.tokens, seq.ids = tokens, id_rows
+        super().complete_sequence(seq, complete_bytes)
 
     # ---- decoding ------------------------------------------------------------------------------
 
