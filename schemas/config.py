@@ -78,6 +78,59 @@ class TokenizeConfig:
     timeout_s: float = 120.0  # per piece
     memory_limit_mb: int = 4096
     include_near_duplicates: bool = False  # near-duplicates add no new music to a training set
+    fidelity: bool = True  # decode every piece again and record round-trip fidelity
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Limits for decoding untrusted audio (WAV, FLAC, OGG, MP3) in isolated workers."""
+
+    timeout_s: float = 120.0  # per file, in the isolated worker
+    memory_limit_mb: int = 2048  # decoding streams blocks, so memory does not grow with length
+    workers: int = 0  # 0: one per CPU core
+    batch_size: int = 64  # files per Prefect task
+    max_file_mb: float = 2048.0  # audio is large; MIDI keeps ingest.max_file_mb
+    min_duration_s: float = 0.1  # shorter recordings hold no music (a one-sample file)
+    max_duration_s: float = 3 * 3600.0
+    silence_dbfs: float = -80.0  # RMS below this: silent (transcribes to "no notes", not an error)
+
+
+@dataclass(frozen=True)
+class TranscribeConfig:
+    """basic-pitch transcription; every field but the execution limits is hashed into lineage."""
+
+    enabled: bool = True  # `musicdata ingest --no-transcribe` turns it off for one run
+    model_path: str = ""  # "" = basic-pitch's bundled ICASSP 2022 model
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.3
+    minimum_note_length_ms: float = 127.70
+    minimum_frequency_hz: float = 0.0  # 0 = no lower limit
+    maximum_frequency_hz: float = 0.0  # 0 = no upper limit
+    melodia_trick: bool = True
+    multiple_pitch_bends: bool = False
+    midi_tempo: float = 120.0
+    chunk_s: float = 30.0  # long recordings go in chunks (basic-pitch aborts on long files)
+    context_s: float = 1.0  # extra audio on each side of a chunk; notes are kept by onset
+    batch_windows: int = 32  # model windows (2 s each) per inference call
+    workers: int = 1  # TensorFlow already uses every core in one process
+    timeout_s: float = 3600.0  # per recording
+    memory_limit_mb: int = 0  # 0: no address-space cap (TensorFlow reserves large virtual areas)
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """EnCodec audio tokens: weights from a local folder or a hub id (honours HF_HUB_OFFLINE)."""
+
+    model_32k: str = "facebook/encodec_32khz"  # MusicGen's codec: 4 codebooks x 2048, 50 Hz
+    model_24k: str = "facebook/encodec_24khz"
+    bandwidth_24k: float = 6.0  # kbps: 1.5, 3, 6, 12 or 24 (2, 4, 8, 16, 32 codebooks)
+    chunk_s: float = 30.0  # long recordings are encoded in chunks of this many seconds
+    batch_size: int = 4  # chunks per encode call
+    seed: int = 0  # initialisation of an untrained model (--allow-untrained)
+    workers: int = 1  # torch already uses every core in one process
+    timeout_s: float = 3600.0  # per recording
+    memory_limit_mb: int = 0  # 0: no address-space cap
+    include_near_duplicates: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +140,9 @@ class Config:
     split: SplitConfig = field(default_factory=SplitConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
     # Per-encoding overrides of the paper defaults, e.g. {"remi": {"num_velocities": 16}}.
     encodings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -126,6 +182,9 @@ _SECTION_TYPES: dict[str, type] = {
     "split": SplitConfig,
     "shards": ShardConfig,
     "tokenize": TokenizeConfig,
+    "audio": AudioConfig,
+    "transcribe": TranscribeConfig,
+    "codec": CodecConfig,
 }
 
 

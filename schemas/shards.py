@@ -40,3 +40,10 @@ def with_metadata(schema: pa.Schema, **meta: str) -> pa.Schema:
     merged = dict(schema.metadata or {})
     merged.update({f"musicdata.{k}".encode(): str(v).encode() for k, v in meta.items()})
     return schema.with_metadata(merged)
+
+
+def codec_codes(n_codebooks: int) -> pa.Schema:
+    """Audio codec shards (EnCodec): one row per recording, `tokens` holds the codes frame by
+    frame as [T, K] int16 (K = n_codebooks; transpose for the [K, T] layout); `length` = T.
+    Parquet metadata adds frame_rate, n_codebooks, codebook_size, sample_rate and trained."""
+    return compound_tokens(n_codebooks)

@@ -36,3 +36,73 @@ CREATE OR REPLACE VIEW main.lineage AS SELECT * FROM core.lineage_edges;
 CREATE OR REPLACE VIEW main.train_runs AS SELECT * FROM core.train_runs;
 CREATE OR REPLACE VIEW main.checkpoints AS SELECT * FROM core.checkpoints;
 CREATE OR REPLACE VIEW main.eval_results AS SELECT * FROM core.eval_results;
+
+-- Round-trip fidelity per encoding config: share of source notes recovered by decode(encode(x)).
+CREATE OR REPLACE VIEW main.fidelity AS
+SELECT f.encoding, f.config_hash, any_value(e.lossless) AS lossless,
+       count(*)                                   AS pieces,
+       sum(f.notes)::BIGINT                       AS notes,
+       sum(f.recovered)::BIGINT                   AS recovered,
+       sum(f.recovered) / nullif(sum(f.notes), 0) AS fidelity,
+       min(f.recovered / nullif(f.notes, 0))      AS worst_piece,
+       count(*) FILTER (WHERE f.recovered < f.notes) AS lossy_pieces,
+       count(f.error)                             AS decode_errors
+FROM core.fidelity f
+LEFT JOIN core.encodings e USING (encoding, config_hash)
+GROUP BY f.encoding, f.config_hash;
+
+-- Compression report: encodings compared on the pieces that every listed encoding config holds.
+-- Lengths are sequence steps (a compound token counts once); vocab_size sums compound fields.
+CREATE OR REPLACE VIEW main.compression AS
+WITH lens AS (
+    SELECT s.encoding, s.config_hash, sp.piece_id, sp.n_tokens
+    FROM core.shard_pieces sp JOIN core.shards s USING (shard_id)
+    WHERE s.encoding IN (SELECT encoding FROM core.encodings WHERE kind IN ('flat', 'compound'))
+), configs AS (
+    SELECT DISTINCT encoding, config_hash FROM lens
+), common AS (
+    SELECT piece_id FROM lens GROUP BY piece_id
+    HAVING count(DISTINCT (encoding, config_hash)) = (SELECT count(*) FROM configs)
+), remi AS (
+    SELECT l.piece_id, l.n_tokens, e.vocab_size
+    FROM lens l JOIN core.encodings e USING (encoding, config_hash)
+    WHERE l.encoding = 'remi' AND l.config_hash = (
+        SELECT config_hash FROM core.encodings WHERE encoding = 'remi'
+        ORDER BY created_at DESC LIMIT 1)
+)
+SELECT l.encoding, l.config_hash, any_value(e.kind) AS kind,
+       count(*)                                  AS pieces,
+       avg(l.n_tokens)                           AS mean_length,
+       median(l.n_tokens)                        AS median_length,
+       quantile_cont(l.n_tokens, 0.95)           AS p95_length,
+       any_value(e.vocab_size)                   AS vocab_size,
+       sum(l.n_tokens) / nullif(sum(r.n_tokens), 0) AS length_vs_remi,
+       any_value(e.vocab_size) / nullif(any_value(r.vocab_size), 0) AS vocab_vs_remi
+FROM lens l
+JOIN common c USING (piece_id)
+JOIN core.encodings e USING (encoding, config_hash)
+LEFT JOIN remi r USING (piece_id)
+GROUP BY l.encoding, l.config_hash;
+
+-- Audio (musicdata.audio): recordings, their transcriptions, and audio files in `sources`.
+CREATE OR REPLACE VIEW main.recordings AS SELECT * FROM core.recordings;
+
+CREATE OR REPLACE VIEW main.transcriptions AS
+SELECT t.recording_sha256, r.recording_id, t.status, t.piece_id, r.split, t.n_notes, t.audio_s,
+       t.n_chunks, t.seconds, t.model_id, t.params_hash, t.params_json, t.run_id, t.created_at
+FROM core.transcriptions t LEFT JOIN core.recordings r ON r.sha256 = t.recording_sha256;
+
+-- Inputs of every kind: a MIDI file is ok with its piece, an audio file with its recording (and
+-- piece_id is then its transcription, if any). Transcribed MIDI files are outputs, not sources.
+CREATE OR REPLACE VIEW main.sources AS
+SELECT f.path, f.sha256, f.size_bytes, f.kind, f.archive,
+       f.exact_duplicate_of,
+       CASE WHEN p.piece_id IS NOT NULL OR r.recording_id IS NOT NULL THEN 'ok'
+            ELSE 'quarantined' END AS status,
+       coalesce(p.piece_id, (SELECT min(t.piece_id) FROM core.transcriptions t
+                             WHERE t.recording_sha256 = f.sha256 AND t.status = 'ok')) AS piece_id,
+       f.run_id, f.first_seen_at, r.recording_id
+FROM core.files f
+LEFT JOIN core.pieces p ON p.sha256 = f.sha256
+LEFT JOIN core.recordings r ON r.sha256 = f.sha256
+WHERE f.kind <> 'transcription';

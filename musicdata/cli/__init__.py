@@ -3,7 +3,8 @@
 Each command group lives in its own module and registers itself on the shared typer `app`.
 """
 
-from musicdata.cli import catalog, pipeline  # noqa: F401  (import registers the commands)
+# importing a module registers its commands
+from musicdata.cli import audio, catalog, encodings, metrics, pipeline, report  # noqa: F401
 from musicdata.cli.common import app
 
 __all__ = ["app"]

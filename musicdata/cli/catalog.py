@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from musicdata.cli.common import JsonOpt, catalog_app, emit, fail, table_text, workspace
 
@@ -59,3 +61,98 @@ def catalog_stats(as_json: JsonOpt = False) -> None:
         *([table_text(tokens)] if tokens else []),
         *([table_text(reasons)] if reasons else []),
     )
+
+
+@catalog_app.command("lineage")
+def catalog_lineage(
+    node: Annotated[
+        str,
+        typer.Argument(
+            help="Node id (file:<sha256>, piece:<id>, shard:<id>, checkpoint:<id>...),"
+            " a source path or a bare piece/shard id."
+        ),
+    ],
+    downstream: Annotated[
+        bool,
+        typer.Option(
+            "--downstream/--upstream", help="What this fed (downstream) or what fed it (default)."
+        ),
+    ] = False,
+    kind: Annotated[
+        str | None, typer.Option(help="Only list reached nodes of this kind, e.g. file.")
+    ] = None,
+    depth: Annotated[int, typer.Option(help="Stop after this many steps.")] = 32,
+    width: Annotated[int, typer.Option(help="Children shown per node in the tree.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk the lineage graph: which raw files fed this checkpoint, what a file became."""
+    from musicdata.catalog import CatalogError
+    from musicdata.catalog.lineage import lineage, node_kind, resolve
+
+    ws = workspace()
+    try:
+        ws.catalog.migrate()  # an older catalog is brought up to date, as `catalog stats` does
+        with ws.catalog.read() as con:
+            try:
+                root = resolve(con, node)
+            except ValueError as exc:
+                fail(str(exc))
+            graph = lineage(con, root, "downstream" if downstream else "upstream", max_depth=depth)
+    except CatalogError as exc:
+        fail(str(exc))
+    data = graph.to_dict()
+    if kind:
+        data["nodes"] = [n for n in data["nodes"] if n["kind"] == kind]
+        human = table_text(data["nodes"]) if data["nodes"] else f"(no {kind} nodes)"
+    else:
+        human = _lineage_tree(graph, width)
+    kinds: dict[str, int] = {}
+    for n in graph.nodes()[1:]:
+        kinds[node_kind(n)] = kinds.get(node_kind(n), 0) + 1
+    data["counts"] = kinds
+    summary_line = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())) or "nothing"
+    if as_json:
+        emit(data, as_json)
+        return
+    # Wide output when piped (ids and paths are long); fold, never crop, on a terminal.
+    out = Console(soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 400)
+    out.print(human)
+    out.print(f"{graph.direction}: {summary_line}")
+
+
+def _lineage_tree(graph: Any, width: int) -> Any:
+    """A rich Tree; a node reached twice (a DAG) is expanded once and marked the other times.
+    Labels are Text, not markup: ids like `train:00000` must not turn into emoji."""
+    from rich.text import Text
+    from rich.tree import Tree
+
+    children = graph.children()
+
+    def label(node: str, edge: Any = None, seen: bool = False) -> Text:
+        text = Text(node, style="bold", overflow="fold")
+        desc = graph.descriptions.get(node, "")
+        if desc:
+            text.append(f"  {desc}")
+        if edge is not None:
+            text.append(f"  ({edge.stage}, run {edge.run_id[:8]})", style="dim")
+        if seen:
+            text.append("  (see above)", style="dim")
+        return text
+
+    tree = Tree(label(graph.root))
+    expanded = {graph.root}
+    stack = [(tree, graph.root)]
+    while stack:
+        branch, node = stack.pop()
+        edges = children.get(node, [])
+        for edge in edges[:width]:
+            far = edge.src_id if graph.direction == "upstream" else edge.dst_id
+            if far in expanded:
+                branch.add(label(far, edge, seen=True))
+                continue
+            expanded.add(far)
+            stack.append((branch.add(label(far, edge)), far))
+        if len(edges) > width:
+            more = f"… and {len(edges) - width} more (raise --width, or use --json)"
+            branch.add(Text(more, style="dim"))
+    return tree

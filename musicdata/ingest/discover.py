@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from musicdata.audio import AUDIO_SUFFIXES
 from musicdata.fsutil import TooLarge, copy_hashing, fsync_dir, sha256_file, tmp_name
 from musicdata.ingest.midi import MIDI_SUFFIXES
 from musicdata.workspace import Workspace
@@ -35,7 +36,7 @@ class Candidate:
     sha256: str
     size: int
     archive: str | None = None
-    kind: str = "midi"
+    kind: str = "midi"  # midi | audio
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,16 @@ def is_archive(path: Path) -> bool:
 
 def is_midi_name(name: str) -> bool:
     return PurePosixPath(name.lower()).suffix in MIDI_SUFFIXES
+
+
+def is_audio_name(name: str) -> bool:
+    return PurePosixPath(name.lower()).suffix in AUDIO_SUFFIXES
+
+
+def _sniff_audio(head: bytes) -> bool:
+    from musicdata.audio.decode import sniff_format
+
+    return sniff_format(head) is not None
 
 
 def discover(ws: Workspace, inputs: list[Path]) -> Discovery:
@@ -100,20 +111,26 @@ def _add_file(ws: Workspace, path: Path, out: Discovery, *, explicit: bool) -> N
     if is_archive(path):
         _add_archive(ws, path, out)
         return
-    if not is_midi_name(path.name):
+    kind = "audio" if is_audio_name(path.name) else "midi"
+    if kind == "midi" and not is_midi_name(path.name):
         if not explicit:
             out.ignored.append(str(path))
             return
         with path.open("rb") as fh:
-            head = fh.read(4)
-        if head not in MIDI_MAGIC:
-            detail = "not a MIDI file (by name and by its first bytes) nor a zip/tar archive"
+            head = fh.read(16)
+        if _sniff_audio(head):
+            kind = "audio"
+        elif head[:4] not in MIDI_MAGIC:
+            detail = (
+                "not a MIDI or audio file (by name and by its first bytes) nor a zip/tar archive"
+            )
             out.rejected.append(Rejected(str(path), "unsupported_format", detail, stage="ingest"))
             return
-    cap = int(ws.config.ingest.max_file_mb * _MB)
+    section = "audio" if kind == "audio" else "ingest"
+    cap = int(getattr(ws.config, section).max_file_mb * _MB)
     size = path.stat().st_size
     if size > cap:
-        detail = f"{size} bytes > cap {cap} (ingest.max_file_mb)"
+        detail = f"{size} bytes > cap {cap} ({section}.max_file_mb)"
         out.rejected.append(Rejected(str(path), "too_large", detail, stage="ingest"))
         return
     try:
@@ -125,7 +142,7 @@ def _add_file(ws: Workspace, path: Path, out: Discovery, *, explicit: bool) -> N
     except OSError as exc:
         out.rejected.append(Rejected(str(path), "unreadable", str(exc), stage="ingest"))
         return
-    out.candidates.append(Candidate(str(path), sha, size))
+    out.candidates.append(Candidate(str(path), sha, size, kind=kind))
 
 
 def _store(
@@ -191,7 +208,7 @@ def _add_members(ws: Workspace, apath: str, members: list[_Member], out: Discove
         if is_archive(Path(m.name)):
             reject(m.name, "nested_archive", "archives inside archives are not opened; unpack it")
             continue
-        if not is_midi_name(m.name):
+        if not (is_midi_name(m.name) or is_audio_name(m.name)):
             out.ignored.append(f"{apath}!{m.name}")
             continue
         if m.size > member_cap:
@@ -216,7 +233,8 @@ def _add_members(ws: Workspace, apath: str, members: list[_Member], out: Discove
             reject(m.name, "bad_archive", f"cannot read member: {exc}")
             continue
         total += size
-        out.candidates.append(Candidate(f"{apath}!{m.name}", sha, size, archive=apath))
+        kind = "audio" if is_audio_name(m.name) else "midi"
+        out.candidates.append(Candidate(f"{apath}!{m.name}", sha, size, archive=apath, kind=kind))
 
 
 @dataclass

@@ -42,6 +42,10 @@ class IngestSummary:
     near_duplicates: int = 0
     skipped: int = 0
     ignored: int = 0
+    recordings: int = 0  # audio files among ok
+    transcribed: int = 0  # recordings transcribed into MIDI pieces (this run)
+    no_notes: int = 0  # recordings transcribed to "no notes" (silence)
+    transcribe_failed: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: dict[str, int]) -> None:
@@ -231,6 +235,24 @@ def _result(sha: str, chash: str, status: str, out: str | None, run_id: str, t: 
     }
 
 
+def _parse_audio(ws: Workspace, shas: list[str]) -> list[dict[str, Any]]:
+    from musicdata.audio.ingest import parse_audio_batch
+
+    return parse_audio_batch(ws, shas)
+
+
+def _record_audio(ws: Workspace, run_id: str, files: list[Candidate], parsed: list) -> dict:
+    from musicdata.audio.ingest import record_audio_batch
+
+    return record_audio_batch(ws, run_id, files, parsed)
+
+
+def _transcribe(ws: Workspace, run_id: str) -> dict[str, int]:
+    from musicdata.audio.transcribe_stage import transcribe_pending
+
+    return transcribe_pending(ws, run_id=f"{run_id}:transcribe").counts()
+
+
 @dataclass(frozen=True)
 class Steps:
     """The stage's step functions; the Prefect flow swaps in task-wrapped versions."""
@@ -238,13 +260,28 @@ class Steps:
     discover: Callable[[Workspace, list[Path]], Discovery] = discover
     parse: Callable[[Workspace, list[str]], list[dict[str, Any]]] = parse_batch
     record: Callable[..., dict[str, Any]] = record_batch
+    # audio (musicdata.audio): decode + validate in isolation, record, then transcribe
+    parse_audio: Callable[[Workspace, list[str]], list[dict[str, Any]]] = _parse_audio
+    record_audio: Callable[..., dict[str, Any]] = _record_audio
+    transcribe: Callable[[Workspace, str], dict[str, int]] = _transcribe
 
 
 def ingest_paths(
-    ws: Workspace, inputs: list[Path], *, run_id: str, steps: Steps | None = None
+    ws: Workspace,
+    inputs: list[Path],
+    *,
+    run_id: str,
+    steps: Steps | None = None,
+    transcribe: bool | None = None,
 ) -> IngestSummary:
-    """Ingest files, folders and archives; a rerun on the same inputs does no work."""
+    """Ingest files, folders and archives; a rerun on the same inputs does no work.
+
+    Audio files are decoded and recorded as recordings, then (unless `transcribe` is False, or
+    None and `[transcribe] enabled = false`) transcribed into MIDI pieces.
+    """
     steps = steps or Steps()
+    if transcribe is None:
+        transcribe = ws.config.transcribe.enabled
     summary = IngestSummary(run_id=run_id)
     found = steps.discover(ws, inputs)
     summary.ignored = len(found.ignored)
@@ -253,11 +290,15 @@ def ingest_paths(
         known = records.known_files(con, [(c.path, c.sha256) for c in found.candidates])
         seen_rejections = records.known_rejections(con, [r.path for r in found.rejected])
         new = [c for c in found.candidates if (c.path, c.sha256) not in known]
+        new_audio = [c for c in new if c.kind == "audio"]
+        new = [c for c in new if c.kind != "audio"]
         # Bytes to parse: new shas the catalog has no outcome for under this config.
         new_shas = sorted({c.sha256 for c in new})
         done = records.stage_status(con, STAGE, ingest_config_hash(ws), new_shas)
     rejected = [r for r in found.rejected if (r.path, r.reason) not in seen_rejections]
-    summary.skipped = len(found.candidates) - len(new) + len(found.rejected) - len(rejected)
+    summary.skipped = (
+        len(found.candidates) - len(new) - len(new_audio) + len(found.rejected) - len(rejected)
+    )
     to_parse = sorted({c.sha256 for c in new} - set(done))
     batch_size = max(1, ws.config.ingest.batch_size)
     batches = [to_parse[i : i + batch_size] for i in range(0, len(to_parse), batch_size)]
@@ -275,6 +316,39 @@ def ingest_paths(
     rest = sorted((c for c in new if c.sha256 not in parsed_shas), key=lambda c: c.path)
     if rest or rejected:
         summary.add(steps.record(ws, run_id, rest, [], rejected))
+    if new_audio:
+        _ingest_audio(ws, run_id, new_audio, steps, summary)
+    if transcribe:
+        summary.add(steps.transcribe(ws, run_id))
     with ws.catalog.write() as con:
         records.finish_run(con, run_id, "completed", summary.to_dict())
     return summary
+
+
+def _ingest_audio(
+    ws: Workspace, run_id: str, new: list[Candidate], steps: Steps, summary: IngestSummary
+) -> None:
+    """Audio candidates: decode what the catalog has no outcome for, record every path."""
+    from musicdata.audio.ingest import STAGE as AUDIO_STAGE
+    from musicdata.audio.ingest import audio_config_hash
+
+    with ws.catalog.write() as con:
+        done = records.stage_status(
+            con, AUDIO_STAGE, audio_config_hash(ws), sorted({c.sha256 for c in new})
+        )
+    to_parse = sorted({c.sha256 for c in new} - set(done))
+    by_sha: dict[str, list[Candidate]] = {}
+    for c in new:
+        by_sha.setdefault(c.sha256, []).append(c)
+    size = max(1, ws.config.audio.batch_size)
+    with progress.bar("ingest audio", len(to_parse)) as advance:
+        for i in range(0, len(to_parse), size):
+            batch = to_parse[i : i + size]
+            parsed = steps.parse_audio(ws, batch)
+            files = sorted((c for s in batch for c in by_sha[s]), key=lambda c: c.path)
+            summary.add(steps.record_audio(ws, run_id, files, parsed))
+            advance(len(batch))
+    parsed_shas = set(to_parse)
+    rest = sorted((c for c in new if c.sha256 not in parsed_shas), key=lambda c: c.path)
+    if rest:
+        summary.add(steps.record_audio(ws, run_id, rest, []))

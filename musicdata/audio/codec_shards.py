@@ -1,0 +1,418 @@
+"""The codec tokenize stage: recordings -> EnCodec codes -> Parquet shards, recorded in the catalog.
+
+Same contract as the symbolic tokenize stage (musicdata.tokenize): shards at
+`shards/<encoding>/<config_hash>/<split>/part-NNNNN.parquet` with `codec.json` beside them, rows
+in core.encodings / shards / shard_pieces / stage_results / lineage_edges, so `token_stats` shows
+codec shards (one piece per recording; tokens = frames x codebooks). A recording is marked done
+only in the transaction that records its shard; a shard file without a catalog row (a crash) is
+adopted if it matches this config and none of its recordings is elsewhere, else deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from musicdata import __version__, progress
+from musicdata.audio.codec import CodecJob, CodecSettings, codec_settings, encode_recording
+from musicdata.catalog import audio as audio_records
+from musicdata.catalog import records
+from musicdata.catalog.connection import now
+from musicdata.fsutil import TMP_SUFFIX, atomic_write, sha256_file
+from musicdata.isolate import Failure, IsolatedPool
+from musicdata.shards import WrittenShard, read_shard_metadata, write_shard
+from musicdata.workspace import Workspace
+from schemas.shards import SHARD_FORMAT_VERSION, codec_codes, with_metadata
+
+_PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
+
+
+@dataclass
+class CodecSummary:
+    encoding: str
+    config_hash: str
+    run_id: str
+    trained: bool
+    tokenized: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+    shards_written: int = 0
+    shards_adopted: int = 0
+    tokens: int = 0
+    frames: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    shard_dir: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def encode_batch(pool: IsolatedPool, jobs: list[CodecJob]) -> list[dict[str, Any]]:
+    """Encode recordings in isolated workers (model loaded once per worker), sorted by id."""
+    out = []
+    for i, res in pool.map_unordered(jobs):
+        if isinstance(res, Failure):
+            res = {
+                "piece_id": jobs[i].recording_id,
+                "status": "quarantined",
+                "reason": res.reason,
+                "detail": res.detail,
+            }
+        out.append(res)
+    return sorted(out, key=lambda r: r["piece_id"])
+
+
+@dataclass(frozen=True)
+class Steps:
+    encode: Callable[[IsolatedPool, list[CodecJob]], list[dict[str, Any]]] = encode_batch
+
+
+def shard_dir(s: CodecSettings) -> str:
+    return f"shards/{s.name}/{s.config_hash}"
+
+
+def build_codec_table(rows: list[tuple[str, np.ndarray]], split: str, s: CodecSettings) -> pa.Table:
+    """rows of (recording_id, codes [K, T]) -> a table in the codec_codes schema, sorted by id."""
+    rows = sorted(rows, key=lambda r: r[0])
+    k = s.n_codebooks
+    schema = codec_codes(k)
+    lengths = np.array([c.shape[1] for _, c in rows], np.int32)
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32)
+    flat = np.concatenate([c.T.reshape(-1) for _, c in rows]).astype(np.int16)
+    frames = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.int16()), k)
+    tokens = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), frames)
+    n = len(rows)
+    table = pa.Table.from_arrays(
+        [
+            pa.array([r[0] for r in rows], pa.string()),
+            pa.array([split] * n, pa.string()),
+            pa.array(lengths, pa.int32()),
+            tokens.cast(schema.field("tokens").type),
+            pa.array([s.config_hash] * n, pa.string()),
+        ],
+        schema=schema,
+    )
+    meta = with_metadata(
+        schema,
+        encoding=s.name,
+        config_hash=s.config_hash,
+        kind="codec",
+        split=split,
+        shard_format=SHARD_FORMAT_VERSION,
+        code_version=__version__,
+        frame_rate=s.frame_rate,
+        n_codebooks=k,
+        codebook_size=s.codebook_size,
+        sample_rate=s.sample_rate,
+        bandwidth=s.bandwidth,
+        trained=str(s.trained).lower(),
+        layout="tokens[t][k]: frames x codebooks; transpose for [K, T]",
+    )
+    return table.replace_schema_metadata(meta.metadata)
+
+
+def read_codes(path: Path) -> dict[str, np.ndarray]:
+    """recording_id -> codes [K, T] int16 from one codec shard."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    k = int(read_shard_metadata(path)["n_codebooks"])
+    out = {}
+    for rid, tokens in zip(
+        table.column("piece_id").to_pylist(), table.column("tokens").to_pylist(), strict=True
+    ):
+        out[rid] = np.asarray(tokens, np.int16).reshape(-1, k).T
+    return out
+
+
+def _record_shard(
+    ws: Workspace,
+    s: CodecSettings,
+    rel: str,
+    split: str,
+    written: WrittenShard,
+    frames: dict[str, int],
+    shas: dict[str, str],
+    run_id: str,
+) -> None:
+    stage = f"tokenize:{s.name}"
+    shard_id = f"{s.name}:{s.config_hash}:{split}:{Path(rel).stem.split('-')[1]}"
+    t = now()
+    with ws.catalog.write() as con:
+        records.insert_rows(
+            con,
+            "shards",
+            [
+                {
+                    "shard_id": shard_id,
+                    "encoding": s.name,
+                    "config_hash": s.config_hash,
+                    "split": split,
+                    "path": rel,
+                    "n_rows": written.n_rows,
+                    "n_tokens": sum(frames.values()) * s.n_codebooks,
+                    "size_bytes": written.size_bytes,
+                    "file_sha256": written.file_sha256,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+            ],
+        )
+        records.insert_rows(
+            con,
+            "shard_pieces",
+            [
+                {"shard_id": shard_id, "piece_id": r, "n_tokens": n * s.n_codebooks}
+                for r, n in frames.items()
+            ],
+        )
+        records.insert_rows(
+            con,
+            "stage_results",
+            [
+                {
+                    "stage": stage,
+                    "input_id": r,
+                    "config_hash": s.config_hash,
+                    "status": "ok",
+                    "output_id": shard_id,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+                for r in frames
+            ],
+        )
+        srcs = [f"audio:{shas[r]}" for r in frames] + [f"encoding:{s.name}@{s.config_hash}"]
+        records.insert_rows(
+            con,
+            "lineage_edges",
+            [
+                {
+                    "src_id": src,
+                    "dst_id": f"shard:{shard_id}",
+                    "stage": stage,
+                    "config_hash": s.config_hash,
+                    "code_version": __version__,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+                for src in srcs
+            ],
+            on_conflict_nothing=True,
+        )
+
+
+def _register(ws: Workspace, s: CodecSettings) -> None:
+    cfg_path = ws.abspath(f"{shard_dir(s)}/codec.json")
+    params = {k: v for k, v in asdict(s).items() if k != "weights"}
+    if not cfg_path.exists():
+        text = json.dumps({**params, "config_hash": s.config_hash}, indent=2, sort_keys=True)
+        atomic_write(cfg_path, lambda tmp: tmp.write_text(text + "\n"))
+    with ws.catalog.write() as con:
+        records.upsert_encoding(
+            con,
+            {
+                "encoding": s.name,
+                "config_hash": s.config_hash,
+                "kind": "codec",
+                "vocab_size": s.codebook_size,
+                "config_path": str(cfg_path.relative_to(ws.root)),
+                "config_json": json.dumps(params, sort_keys=True),
+            },
+        )
+
+
+def _reconcile(ws: Workspace, s: CodecSettings, run_id: str) -> int:
+    """Adopt whole shards a crash left without catalog rows; delete the rest. Returns adopted."""
+    import pyarrow.parquet as pq
+
+    root = ws.abspath(shard_dir(s))
+    if not root.exists():
+        return 0
+    with ws.catalog.write() as con:
+        known = records.shard_paths(con, s.name, s.config_hash)
+        shas = dict(con.execute("SELECT recording_id, sha256 FROM core.recordings").fetchall())
+    adopted = 0
+    for path in sorted(root.rglob("*.parquet*")):
+        rel = str(path.relative_to(ws.root))
+        if rel in known:
+            continue
+        ok = not path.name.endswith(TMP_SUFFIX) and _PART_RE.match(path.name) is not None
+        if ok:
+            try:
+                meta = read_shard_metadata(path)
+                t = pq.read_table(path, columns=["piece_id", "length"])
+            except (OSError, ValueError):
+                meta, ok = {}, False
+            ok = ok and meta.get("config_hash") == s.config_hash and meta.get("encoding") == s.name
+        if ok:
+            frames = dict(
+                zip(t.column("piece_id").to_pylist(), t.column("length").to_pylist(), strict=True)
+            )
+            with ws.catalog.write() as con:
+                done = records.stage_status(con, f"tokenize:{s.name}", s.config_hash, list(frames))
+            ok = not done and all(r in shas for r in frames)
+        if not ok:
+            path.unlink()
+            continue
+        written = WrittenShard(path, t.num_rows, 0, path.stat().st_size, sha256_file(path))
+        _record_shard(ws, s, rel, path.parent.name, written, frames, shas, run_id)
+        adopted += 1
+    return adopted
+
+
+def tokenize_codec(
+    ws: Workspace,
+    name: str,
+    *,
+    run_id: str,
+    allow_untrained: bool = False,
+    steps: Steps | None = None,
+) -> CodecSummary:
+    """Encode every recording not yet in this codec's shards (resumable, idempotent)."""
+    steps = steps or Steps()
+    cfg = ws.config.codec
+    s = codec_settings(name, cfg, allow_untrained=allow_untrained)
+    summary = CodecSummary(
+        name, s.config_hash, run_id, s.trained, shard_dir=str(ws.abspath(shard_dir(s)))
+    )
+    stage = f"tokenize:{name}"
+    with ws.catalog.write() as con:
+        records.start_run(con, run_id, stage, __version__, ws.config.to_dict())
+    _register(ws, s)
+    summary.shards_adopted = _reconcile(ws, s, run_id)
+    with ws.catalog.write() as con:
+        todo = audio_records.recordings_to_encode(
+            con, stage, s.config_hash, cfg.include_near_duplicates
+        )
+        total = con.execute("SELECT count(*) FROM core.recordings").fetchall()[0][0]
+        known = records.shard_paths(con, name, s.config_hash)
+    summary.skipped = int(total) - len(todo)
+    if todo:
+        _encode_all(ws, s, todo, known, steps, summary, run_id)
+    with ws.catalog.write() as con:
+        records.finish_run(con, run_id, "completed", summary.to_dict())
+    return summary
+
+
+def _encode_all(
+    ws: Workspace,
+    s: CodecSettings,
+    todo: list[tuple],
+    known: set[str],
+    steps: Steps,
+    summary: CodecSummary,
+    run_id: str,
+) -> None:
+    split_of = {r[0]: r[1] for r in todo}
+    shas = {r[0]: r[3] for r in todo}
+    source = {r[0]: r[4] for r in todo}
+    next_index: dict[str, int] = {}
+    for p in known:
+        m = _PART_RE.match(Path(p).name)
+        if m:
+            sp = Path(p).parent.name
+            next_index[sp] = max(next_index.get(sp, 0), int(m.group(1)) + 1)
+    buffers: dict[str, list[tuple[str, np.ndarray]]] = {}
+
+    def flush(split: str) -> None:
+        rows = buffers.pop(split, [])
+        if not rows:
+            return
+        idx = next_index.get(split, 0)
+        next_index[split] = idx + 1
+        rel = f"{shard_dir(s)}/{split}/part-{idx:05d}.parquet"
+        written = write_shard(build_codec_table(rows, split, s), ws.abspath(rel), ws.config.shards)
+        frames = {r: int(c.shape[1]) for r, c in rows}
+        _record_shard(ws, s, rel, split, written, frames, shas, run_id)
+        summary.shards_written += 1
+        summary.frames += sum(frames.values())
+        summary.tokens += sum(frames.values()) * s.n_codebooks
+
+    cfg = ws.config.codec
+    size = max(1, s.batch_size)
+    with (
+        IsolatedPool(
+            encode_recording,
+            workers=cfg.workers,
+            timeout_s=cfg.timeout_s,
+            memory_limit_mb=cfg.memory_limit_mb,
+        ) as pool,
+        progress.bar(f"tokenize {s.name}", len(todo)) as advance,
+    ):
+        for i in range(0, len(todo), size):
+            jobs = [
+                CodecJob(rid, str(ws.abspath(blob)), s) for rid, _, blob, _, _ in todo[i : i + size]
+            ]
+            results = steps.encode(pool, jobs)
+            _quarantine(
+                ws, s, [r for r in results if r["status"] != "ok"], shas, source, summary, run_id
+            )
+            for r in results:
+                if r["status"] == "ok":
+                    split = split_of[r["piece_id"]]
+                    buffers.setdefault(split, []).append((r["piece_id"], r["codes"]))
+                    summary.tokenized += 1
+                    if len(buffers[split]) >= ws.config.shards.rows_per_shard:
+                        flush(split)
+            advance(len(jobs))
+    for split in sorted(buffers):
+        flush(split)
+
+
+def _quarantine(
+    ws: Workspace,
+    s: CodecSettings,
+    bad: list[dict[str, Any]],
+    shas: dict[str, str],
+    source: dict[str, str],
+    summary: CodecSummary,
+    run_id: str,
+) -> None:
+    if not bad:
+        return
+    stage, t = f"tokenize:{s.name}", now()
+    for r in bad:
+        summary.quarantined += 1
+        summary.reasons[r["reason"]] = summary.reasons.get(r["reason"], 0) + 1
+    with ws.catalog.write() as con:
+        records.insert_rows(
+            con,
+            "quarantine",
+            [
+                {
+                    "path": source[r["piece_id"]],
+                    "sha256": shas[r["piece_id"]],
+                    "stage": stage,
+                    "reason": r["reason"],
+                    "detail": f"{r['piece_id']}: {r['detail']}",
+                    "config_hash": s.config_hash,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+                for r in bad
+            ],
+        )
+        records.insert_rows(
+            con,
+            "stage_results",
+            [
+                {
+                    "stage": stage,
+                    "input_id": r["piece_id"],
+                    "config_hash": s.config_hash,
+                    "status": "quarantined",
+                    "output_id": None,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+                for r in bad
+            ],
+        )

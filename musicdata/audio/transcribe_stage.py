@@ -1,0 +1,264 @@
+"""The transcribe stage: recordings -> basic-pitch -> MIDI pieces, recorded in the catalog.
+
+A transcribed piece is a real MIDI file in the content store and a row in core.pieces like any
+MIDI piece (so every symbolic encoding picks it up untouched), with its recording's split. Lineage:
+audio:<sha256> -> piece:<piece_id>, config_hash = the transcription params hash. Keyed by
+(recording sha256, params hash) in core.transcriptions: a rerun transcribes only what is missing,
+and an output that already exists is reused, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from musicdata import __version__, progress
+from musicdata.audio.transcribe import (
+    TranscribeJob,
+    model_id,
+    model_path,
+    params_hash,
+    transcribe_recording,
+    transcription_params,
+)
+from musicdata.catalog import audio as audio_records
+from musicdata.catalog import records
+from musicdata.catalog.connection import now
+from musicdata.ingest.pipeline import ingest_config_hash, piece_id_for
+from musicdata.isolate import Failure, IsolatedPool
+from musicdata.workspace import Workspace
+
+STAGE = "transcribe"
+
+
+@dataclass
+class TranscribeSummary:
+    run_id: str
+    params_hash: str
+    transcribed: int = 0
+    no_notes: int = 0
+    transcribe_failed: int = 0
+    audio_s: float = 0.0
+    seconds: float = 0.0  # worker wall time, summed
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """The fields an ingest summary adds up."""
+        return {
+            "transcribed": self.transcribed,
+            "no_notes": self.no_notes,
+            "transcribe_failed": self.transcribe_failed,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+def transcribe_batch(pool: IsolatedPool, jobs: list[TranscribeJob]) -> list[dict[str, Any]]:
+    """Transcribe recordings in isolated workers (model loaded once per worker), sorted by sha."""
+    out = []
+    for i, res in pool.map_unordered(jobs):
+        if isinstance(res, Failure):
+            res = {
+                "sha256": jobs[i].sha256,
+                "status": "quarantined",
+                "reason": res.reason,
+                "detail": res.detail,
+                "n_notes": 0,
+                "n_chunks": 0,
+                "audio_s": 0.0,
+                "seconds": 0.0,
+            }
+        out.append(res)
+    return sorted(out, key=lambda r: r["sha256"])
+
+
+@dataclass(frozen=True)
+class Steps:
+    transcribe: Callable[[IsolatedPool, list[TranscribeJob]], list[dict[str, Any]]] = (
+        transcribe_batch
+    )
+
+
+def transcribe_pending(
+    ws: Workspace, *, run_id: str, steps: Steps | None = None, batch_size: int = 8
+) -> TranscribeSummary:
+    """Transcribe every canonical recording that has no transcription under the current params."""
+    steps = steps or Steps()
+    phash = params_hash(ws.config.transcribe)
+    summary = TranscribeSummary(run_id, phash)
+    with ws.catalog.write() as con:
+        todo = audio_records.recordings_to_transcribe(con, phash)
+    if not todo:
+        return summary
+    with ws.catalog.write() as con:
+        records.start_run(con, run_id, STAGE, __version__, ws.config.to_dict())
+    _run_all(ws, run_id, todo, steps, batch_size, summary)
+    with ws.catalog.write() as con:
+        records.finish_run(con, run_id, "completed", summary.to_dict())
+    return summary
+
+
+def _run_all(
+    ws: Workspace,
+    run_id: str,
+    todo: list[tuple[str, str, str, str, float]],
+    steps: Steps,
+    batch_size: int,
+    summary: TranscribeSummary,
+) -> None:
+    cfg = ws.config.transcribe
+    icfg = ws.config.ingest
+    mpath = model_path(cfg)
+    meta = {sha: (split, path) for sha, split, _, path, _ in todo}
+    with (
+        IsolatedPool(
+            transcribe_recording,
+            workers=cfg.workers,
+            timeout_s=cfg.timeout_s,
+            memory_limit_mb=cfg.memory_limit_mb,
+        ) as pool,
+        progress.bar("transcribe", len(todo)) as advance,
+    ):
+        for i in range(0, len(todo), batch_size):
+            jobs = [
+                TranscribeJob(
+                    sha,
+                    str(ws.abspath(blob)),
+                    str(ws.root),
+                    cfg,
+                    mpath,
+                    icfg.max_notes,
+                    icfg.max_duration_s,
+                    icfg.max_tracks,
+                    icfg.content_hash_tpq,
+                )
+                for sha, _, blob, _, _ in todo[i : i + batch_size]
+            ]
+            results = steps.transcribe(pool, jobs)
+            record_transcriptions(ws, run_id, results, meta, summary)
+            advance(len(jobs))
+
+
+def record_transcriptions(
+    ws: Workspace,
+    run_id: str,
+    results: list[dict[str, Any]],
+    meta: dict[str, tuple[str, str]],
+    summary: TranscribeSummary,
+) -> None:
+    """One short transaction per batch: pieces, transcriptions, quarantine, lineage."""
+    cfg = ws.config.transcribe
+    phash = params_hash(cfg)
+    params_json = json.dumps(transcription_params(cfg), sort_keys=True)
+    mid = model_id(cfg)
+    ichash = ingest_config_hash(ws)
+    t = now()
+    files, pieces, trans, quarantine, results_rows, edges = [], [], [], [], [], []
+    with ws.catalog.write() as con:
+        canon = records.canonical_pieces(
+            con, [r["piece"]["content_hash"] for r in results if r["status"] == "ok"]
+        )
+        for r in results:
+            sha = r["sha256"]
+            split, path = meta[sha]
+            pid = None
+            summary.audio_s += r["audio_s"]
+            summary.seconds += r["seconds"]
+            if r["status"] == "ok":
+                summary.transcribed += 1
+                pid = piece_id_for(r["midi_sha256"])
+                piece = r["piece"]
+                near = canon.get(piece["content_hash"])
+                if near is None or near[0] == pid:
+                    near = None
+                    canon[piece["content_hash"]] = (pid, split)
+                files.append(
+                    {
+                        "path": f"{path}#basic-pitch@{phash}",
+                        "sha256": r["midi_sha256"],
+                        "size_bytes": r["midi_size"],
+                        "kind": "transcription",
+                        "archive": None,
+                        "exact_duplicate_of": None,
+                        "run_id": run_id,
+                        "first_seen_at": t,
+                    }
+                )
+                pieces.append(
+                    {
+                        "piece_id": pid,
+                        "sha256": r["midi_sha256"],
+                        "split": split,  # a derived piece inherits its recording's split
+                        "near_duplicate_of": near[0] if near else None,
+                        "blob_path": r["blob_path"],
+                        **piece,
+                        "ingest_config_hash": ichash,
+                        "run_id": run_id,
+                        "created_at": t,
+                    }
+                )
+                edges.append(
+                    {
+                        "src_id": f"audio:{sha}",
+                        "dst_id": f"piece:{pid}",
+                        "stage": STAGE,
+                        "config_hash": phash,
+                        "code_version": __version__,
+                        "run_id": run_id,
+                        "created_at": t,
+                    }
+                )
+            elif r["status"] == "no_notes":
+                summary.no_notes += 1
+            else:
+                summary.transcribe_failed += 1
+                summary.reasons[r["reason"]] = summary.reasons.get(r["reason"], 0) + 1
+                quarantine.append(
+                    {
+                        "path": path,
+                        "sha256": sha,
+                        "stage": STAGE,
+                        "reason": r["reason"],
+                        "detail": r["detail"],
+                        "config_hash": phash,
+                        "run_id": run_id,
+                        "created_at": t,
+                    }
+                )
+            trans.append(
+                {
+                    "recording_sha256": sha,
+                    "params_hash": phash,
+                    "status": r["status"],
+                    "piece_id": pid,
+                    "model_id": mid,
+                    "params_json": params_json,
+                    "n_notes": r["n_notes"],
+                    "n_chunks": r["n_chunks"],
+                    "audio_s": r["audio_s"],
+                    "seconds": r["seconds"],
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+            )
+            results_rows.append(
+                {
+                    "stage": STAGE,
+                    "input_id": sha,
+                    "config_hash": phash,
+                    "status": "quarantined" if r["status"] == "quarantined" else "ok",
+                    "output_id": pid,
+                    "run_id": run_id,
+                    "created_at": t,
+                }
+            )
+        pieces = list({p["piece_id"]: p for p in pieces}.values())  # two recordings, same MIDI
+        records.insert_rows(con, "files", files, on_conflict_nothing=True)
+        records.insert_rows(con, "pieces", pieces, on_conflict_nothing=True)
+        records.insert_rows(con, "transcriptions", trans, on_conflict_nothing=True)
+        records.insert_rows(con, "quarantine", quarantine)
+        records.insert_rows(con, "stage_results", results_rows, on_conflict_nothing=True)
+        records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)

@@ -1,0 +1,61 @@
+"""Audio commands: `musicdata transcribe`, and the codec side of `musicdata tokenize`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.markup import escape
+
+from musicdata import progress
+from musicdata.cli.common import JsonOpt, app, config_arg, emit, fail, workspace
+from musicdata.workspace import Workspace
+
+CODEC_NAMES = ("encodec-24k", "encodec-32k")
+
+
+@app.command()
+def transcribe(as_json: JsonOpt = False) -> None:
+    """Transcribe recordings that have no transcription under the current [transcribe] settings
+    (basic-pitch -> MIDI pieces with their recording's split); catches up after --no-transcribe."""
+    from flows.audio import transcribe_flow
+
+    progress.enable(not as_json)
+    ws = workspace()
+    t0 = time.perf_counter()
+    summary = transcribe_flow(str(ws.root), config_arg(ws))
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    summary["home"] = str(ws.root)
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary["reasons"].items())) or "none"
+    emit(
+        summary,
+        as_json,
+        f"transcribe: {summary['transcribed']} recordings -> MIDI pieces, "
+        f"{summary['no_notes']} with no notes, {summary['transcribe_failed']} failed ({reasons}); "
+        f"{summary['audio_s']:.1f} s of audio in {summary['seconds']} s",
+    )
+
+
+def check_codecs(ws: Workspace, names: list[str], allow_untrained: bool) -> None:
+    """Fail before any work (and before Prefect starts) when a codec has no weights."""
+    from musicdata.audio.codec import CodecUnavailable, codec_settings
+
+    for name in names:
+        try:
+            codec_settings(name, ws.config.codec, allow_untrained=allow_untrained)
+        except (CodecUnavailable, ValueError) as exc:
+            fail(escape(str(exc)))
+
+
+def run_codec_tokenize(ws: Workspace, names: list[str], allow_untrained: bool) -> list[dict]:
+    """`tokenize --encoding encodec-*`: check weights, then run the codec flow."""
+    check_codecs(ws, names, allow_untrained)
+    from flows.audio import tokenize_codec_flow
+
+    results: list[dict[str, Any]] = tokenize_codec_flow(
+        names, str(ws.root), config_arg(ws), allow_untrained
+    )
+    for r in results:
+        if not r["trained"]:
+            r["warning"] = "untrained codec weights (--allow-untrained): codes are not meaningful"
+    return results

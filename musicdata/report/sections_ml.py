@@ -1,0 +1,190 @@
+"""Report sections that depend on later stages: audio/transcription, training and evaluation.
+
+They are data-driven: tables that a later migration adds (audio, codec, fidelity) are looked up in
+information_schema first, and a section says so when there is nothing to show yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from musicdata.report import plots
+from musicdata.report.model import Figure, Query, Section, Table
+
+log = logging.getLogger(__name__)
+AUDIO_WORDS = ("audio", "transcri", "codec")
+MAX_CURVES = 8
+MAX_EVALS = 3  # set-level evaluations drawn (latest by id); all are in the catalog
+SET_STATS = ("oa", "kld", "intra_ref_mean", "inter_mean")
+
+
+def _tables(q: Query, schema: str = "core") -> dict[str, set[str]]:
+    rows = q(
+        "SELECT table_name, list(column_name) AS cols FROM information_schema.columns "
+        "WHERE table_schema = ? GROUP BY table_name",
+        [schema],
+    )
+    return {r["table_name"]: set(r["cols"]) for r in rows}
+
+
+def audio(q: Query) -> Section:
+    sec = Section("audio", "Audio and transcription")
+    tables = _tables(q)
+    transcribed = q(
+        "SELECT split, count(*) AS pieces, round(sum(duration_s) / 3600, 3) AS hours, "
+        "sum(n_notes)::BIGINT AS notes FROM pieces p WHERE EXISTS (SELECT 1 FROM lineage e "
+        "WHERE e.dst_id = 'piece:' || p.piece_id AND (e.src_id LIKE 'audio:%' "
+        "OR e.src_id LIKE 'transcription:%')) GROUP BY split ORDER BY split"
+    )
+    if "recordings" in tables:
+        recorded = q(
+            "SELECT split, count(*) AS recordings, round(sum(duration_s) / 3600, 3) AS hours, "
+            "count(*) FILTER (is_silent) AS silent, count(near_duplicate_of) AS near_duplicates "
+            "FROM core.recordings GROUP BY split ORDER BY split"
+        )
+        if recorded:
+            sec.tables.append(Table("Recordings per split", recorded))
+    else:
+        recorded = []
+    if "transcriptions" in tables:
+        runs = q(
+            "SELECT model_id, status, count(*) AS recordings, "
+            "round(sum(audio_s) / 3600, 3) AS audio_hours, sum(n_notes)::BIGINT AS notes, "
+            "round(sum(audio_s) / nullif(sum(seconds), 0), 1) AS x_realtime "
+            "FROM core.transcriptions GROUP BY ALL ORDER BY model_id, status"
+        )
+        if runs:
+            sec.tables.append(Table("Transcriptions (basic-pitch)", runs))
+    if not (recorded or transcribed):
+        sec.text.append("No audio sources in this catalog yet.")
+    if transcribed:
+        hours = sum(r["hours"] or 0 for r in transcribed)
+        sec.text.append(f"{hours:.2f} hours of music in the corpus were transcribed from audio.")
+        sec.tables.append(Table("Pieces transcribed from audio, per split", transcribed))
+    if recorded or transcribed:
+        by_split: dict[str, dict[str, float]] = {}
+        for r in recorded:
+            by_split.setdefault(r["split"], {})["recorded"] = r["hours"] or 0
+        for r in transcribed:
+            by_split.setdefault(r["split"], {})["transcribed"] = r["hours"] or 0
+        labels, values = [], []
+        for split in sorted(by_split):
+            for what in ("recorded", "transcribed"):
+                if what in by_split[split]:
+                    labels.append(f"{split}: {what}")
+                    values.append(by_split[split][what])
+        sec.figures.append(
+            Figure(
+                "hours",
+                plots.bars(labels, values, xlabel="hours", title="Audio hours", fmt="{:.2f}"),
+                "Hours of audio recorded and transcribed, per split",
+            )
+        )
+    # Tables a later stage adds (codec shards, ...) are at least counted.
+    others = sorted(
+        n
+        for n in tables
+        if any(w in n.lower() for w in AUDIO_WORDS) and n not in ("recordings", "transcriptions")
+    )
+    # Names come from information_schema, not from a user.
+    inventory = [
+        {"table": f"core.{n}", "rows": q(f'SELECT count(*) AS n FROM core."{n}"')[0]["n"]}  # noqa: S608
+        for n in others
+    ]
+    if inventory:
+        sec.tables.append(Table("Other audio tables", inventory))
+    return sec
+
+
+def _plot_metric() -> Callable[[dict, Any], None]:
+    """The metrics package's plot for set-level metrics when installed, else ours."""
+    try:
+        from musicdata.metrics.plots import plot_metric
+    except ImportError:
+        return plots.overlap_area
+    return plot_metric
+
+
+def training(q: Query) -> Section:
+    sec = Section("training", "Training and evaluation")
+    runs = q(
+        "SELECT t.train_run_id, t.model, t.encoding, t.device, t.status, t.started_at, "
+        "count(c.checkpoint_id) AS checkpoints, max(c.step) AS last_step "
+        "FROM train_runs t LEFT JOIN checkpoints c USING (train_run_id) "
+        "GROUP BY ALL ORDER BY t.started_at"
+    )
+    results = q(
+        "SELECT r.eval_id, r.metric, r.split, r.value, r.detail_json, r.checkpoint_id, c.step, "
+        "c.train_run_id FROM eval_results r LEFT JOIN checkpoints c USING (checkpoint_id) "
+        "ORDER BY r.metric, c.step"
+    )
+    if not runs and not results:
+        sec.text.append("No training runs or evaluations recorded yet.")
+        return sec
+    if runs:
+        sec.tables.append(Table("Training runs", runs))
+    curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for r in results:
+        if r["step"] is not None:
+            series = curves.setdefault(r["metric"], {})
+            series.setdefault(f"{r['train_run_id']} {r['split'] or ''}".strip(), []).append(
+                (r["step"], r["value"])
+            )
+    for metric in sorted(curves)[:MAX_CURVES]:
+        if max(len(v) for v in curves[metric].values()) < 2:
+            continue
+        png = plots.curves(curves[metric], xlabel="step", title=metric)
+        sec.figures.append(Figure(f"curve-{_slug(metric)}", png, f"{metric} over training"))
+    _set_level(sec, results)
+    scalar = [
+        {k: v for k, v in r.items() if k != "detail_json"}
+        for r in results
+        if r["metric"].split(".")[-1] not in SET_STATS
+    ]
+    if scalar:
+        sec.tables.append(Table("Evaluation results", scalar))
+    return sec
+
+
+def _set_level(sec: Section, results: list[dict[str, Any]]) -> None:
+    """Set-level metrics (`<feature>.<stat>`, plot data in the `.oa` row's detail_json): a table
+    per evaluation and one figure of density panels, for the latest MAX_EVALS evaluations."""
+    by_eval: dict[str, dict[str, dict[str, Any]]] = {}
+    details: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        feature, _, stat = r["metric"].rpartition(".")
+        if stat not in SET_STATS:
+            continue
+        by_eval.setdefault(r["eval_id"], {}).setdefault(feature, {"feature": feature})[stat] = r[
+            "value"
+        ]
+        if stat == "oa" and r["detail_json"]:
+            try:
+                detail = json.loads(r["detail_json"])
+            except json.JSONDecodeError:
+                log.warning("eval %s %s: detail_json is not JSON", r["eval_id"], r["metric"])
+                continue
+            if {"grid", "intra_ref_pdf", "inter_pdf"} <= set(detail):
+                details.setdefault(r["eval_id"], []).append({"feature": feature, **detail})
+    draw = _plot_metric()
+    for eval_id in sorted(by_eval)[-MAX_EVALS:]:
+        rows = [
+            {"feature": f, **{s: v.get(s) for s in SET_STATS}} for f, v in by_eval[eval_id].items()
+        ]
+        sec.tables.append(Table(f"Set-level metrics, evaluation {eval_id}", rows))
+        panels = details.get(eval_id)
+        if panels:
+            sec.figures.append(
+                Figure(
+                    f"set-metrics-{_slug(eval_id)}",
+                    plots.metric_panels(panels, draw),
+                    f"Set-level metrics ({eval_id}): " + ", ".join(d["feature"] for d in panels),
+                )
+            )
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")

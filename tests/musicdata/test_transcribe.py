@@ -1,0 +1,114 @@
+"""Transcription: recordings -> basic-pitch -> MIDI pieces with lineage, splits and idempotence."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import symusic
+from conftest import FIXTURES
+
+from musicdata.audio.synth import render_midi
+from musicdata.audio.transcribe import params_hash, transcription_params
+from musicdata.audio.transcribe_stage import transcribe_pending
+from musicdata.ingest.pipeline import ingest_paths
+from musicdata.metrics.transcription import score_midi_pair
+from musicdata.tokenize import tokenize_encoding
+from musicdata.workspace import Workspace
+from schemas.config import TranscribeConfig
+
+
+def test_ingest_then_transcribe_catch_up(ws: Workspace, tmp_path: Path) -> None:
+    """--no-transcribe, then the transcribe stage: a real render becomes a MIDI piece that scores
+    against its source, silence becomes "no notes", and the piece flows into REMI shards."""
+    d = tmp_path / "rec"
+    d.mkdir()
+    sf.write(d / "waltz.flac", render_midi(FIXTURES / "waltz_3_4.mid"), 22050)
+    sf.write(d / "silence.wav", np.zeros(22050, np.float32), 22050)
+    s = ingest_paths(ws, [d], run_id="r1", transcribe=False)
+    assert (s.recordings, s.transcribed) == (2, 0)
+    assert ws.catalog.query("SELECT * FROM transcriptions").num_rows == 0
+
+    t = transcribe_pending(ws, run_id="t1")
+    assert (t.transcribed, t.no_notes, t.transcribe_failed) == (1, 1, 0)
+    rows = ws.catalog.query(
+        "SELECT t.status, t.piece_id, t.split, t.model_id, t.params_hash, s.path "
+        "FROM transcriptions t JOIN sources s ON s.sha256 = t.recording_sha256"
+    ).to_pylist()
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert by_name["silence.wav"]["status"] == "no_notes"
+    assert by_name["silence.wav"]["piece_id"] is None
+    waltz = by_name["waltz.flac"]
+    assert waltz["status"] == "ok" and waltz["model_id"].startswith("basic-pitch-0.4.0/")
+    assert waltz["params_hash"] == params_hash(ws.config.transcribe)
+
+    piece = ws.catalog.query(
+        "SELECT * FROM pieces WHERE piece_id = ?", [waltz["piece_id"]]
+    ).to_pylist()[0]
+    assert piece["split"] == waltz["split"]  # a derived piece inherits its recording's split
+    assert piece["n_notes"] > 20
+    # the piece is a real MIDI file in the content store; it scores against the source MIDI
+    est = symusic.Score.from_midi(ws.abspath(piece["blob_path"]).read_bytes())
+    scores = score_midi_pair(symusic.Score(str(FIXTURES / "waltz_3_4.mid")), est)
+    assert scores["f1"] > 0.6, scores
+    # lineage: audio -> piece, carrying the transcription params hash
+    edge = ws.catalog.query(
+        "SELECT src_id, config_hash FROM lineage WHERE dst_id = ? AND stage = 'transcribe'",
+        [f"piece:{waltz['piece_id']}"],
+    ).to_pylist()
+    assert edge and edge[0]["config_hash"] == waltz["params_hash"]
+    assert edge[0]["src_id"].startswith("audio:")
+    # sources shows the audio file ok with its transcribed piece; the derived MIDI is not a source
+    src = ws.catalog.query("SELECT path, kind, status, piece_id FROM sources").to_pylist()
+    assert {r["kind"] for r in src} == {"audio"}
+    assert {r["piece_id"] for r in src} == {waltz["piece_id"], None}
+
+    # re-running never fails because the output exists, and does nothing
+    assert transcribe_pending(ws, run_id="t2").transcribed == 0
+    again = ingest_paths(ws, [d], run_id="r2")
+    assert (again.transcribed, again.skipped) == (0, 2)
+
+    remi = tokenize_encoding(ws, "remi", run_id="k1")
+    assert remi.tokenized == 1 and remi.quarantined == 0
+
+
+def test_params_hash_covers_what_decides_the_notes() -> None:
+    base = TranscribeConfig()
+    assert params_hash(base) == params_hash(dataclasses.replace(base, workers=4, timeout_s=1))
+    for change in (
+        {"onset_threshold": 0.6},
+        {"frame_threshold": 0.2},
+        {"minimum_note_length_ms": 50.0},
+        {"maximum_frequency_hz": 2000.0},
+        {"chunk_s": 10.0},
+    ):
+        assert params_hash(dataclasses.replace(base, **change)) != params_hash(base), change
+    p = transcription_params(base)
+    assert p["model"] == "basic-pitch-0.4.0/icassp_2022" and p["onset_threshold"] == 0.5
+
+
+@pytest.mark.slow
+def test_chunked_transcription_matches_whole_file(tmp_path: Path) -> None:
+    """A 45 s recording in 10 s chunks finds the same notes as in one 60 s chunk."""
+    from musicdata.audio.transcribe import _model, model_path, transcribe_events
+
+    x = np.concatenate([render_midi(FIXTURES / n) for n in ("chorale_4_4.mid", "folk_6_8.mid")])
+    sf.write(tmp_path / "long.wav", x, 22050)
+    cfg = TranscribeConfig()
+    model = _model(model_path(cfg))
+    whole, n1, _ = transcribe_events(
+        model, str(tmp_path / "long.wav"), dataclasses.replace(cfg, chunk_s=60.0)
+    )
+    parts, n2, _ = transcribe_events(
+        model, str(tmp_path / "long.wav"), dataclasses.replace(cfg, chunk_s=10.0)
+    )
+    assert (n1, n2) == (1, int(np.ceil(len(x) / 22050 / 10)))
+    from musicdata.metrics.transcription import note_scores
+
+    iv = lambda ev: np.array([[e[0], e[1]] for e in ev])  # noqa: E731
+    pitch = lambda ev: np.array([e[2] for e in ev])  # noqa: E731
+    agree = note_scores(iv(whole), pitch(whole), iv(parts), pitch(parts), onset_tolerance=0.02)
+    assert agree["f1"] > 0.97, agree
