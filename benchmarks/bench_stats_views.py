@@ -35,11 +35,13 @@ def build(root: Path, pieces: int) -> tuple[float, dict[str, str]]:
 
     ws = Workspace.open(root)
     t0 = time.perf_counter()
+    reuse = (root / "catalog.duckdb").exists()  # --keep DIR from an earlier run
     encs = [
         SyntheticEncoding(REMI[0], REMI[1], unused=20),
         SyntheticEncoding(NB[0], NB[1], NB[2], length_scale=0.3, unused=3),
     ]
-    write_synthetic_corpus(ws, pieces, encs, mean_length=200)
+    if not reuse:
+        write_synthetic_corpus(ws, pieces, encs, mean_length=200)
     with ws.catalog.write() as con:
         refresh_shard_views(con, ws.root)
     globs = {e.name: f"{ws.root}/shards/{e.name}/{e.hash}/*/*.parquet" for e in encs}
@@ -108,7 +110,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pieces", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--keep", type=Path, help="Write the corpus here and keep it.")
+    ap.add_argument(
+        "--keep", type=Path, help="Write the corpus here and keep it (reused when it exists)."
+    )
     args = ap.parse_args()
     import duckdb
 
@@ -120,10 +124,12 @@ def main() -> None:
             "SELECT encoding, sum(length)::BIGINT FROM token_lengths GROUP BY ALL ORDER BY 1"
         ).fetchall()
         size = sum(p.stat().st_size for p in (root / "shards").rglob("*.parquet"))
+        n_pieces = con.execute("SELECT count(*) FROM pieces").fetchall()[0][0]
         print(
-            f"corpus: {args.pieces:,} pieces, "
+            f"corpus: {n_pieces:,} pieces, "
             + ", ".join(f"{e} {n:,} steps" for e, n in n_tokens)
-            + f"; shards {size / 1e6:.1f} MB; built in {build_s:.1f} s"
+            + f"; shards {size / 1e6:.1f} MB; "
+            + ("reused" if build_s < 1 else f"built in {build_s:.1f} s")
         )
         print(f"median of {args.repeat} runs after one warm-up each, alternating view/raw\n")
         print("| query | view (s) | raw read_parquet (s) | view / raw |")

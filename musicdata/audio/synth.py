@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,12 @@ def render_midi(midi_path: str | Path, sample_rate: int = 22050, gain: float = 0
     """Additive synthesis of every non-drum note of a MIDI file; float32 mono in [-1, 1]."""
     import symusic
 
-    score = symusic.Score(str(midi_path)).to("second")
+    return render_score(symusic.Score(str(midi_path)), sample_rate, gain)
+
+
+def render_score(score: Any, sample_rate: int = 22050, gain: float = 0.3) -> np.ndarray:
+    """`render_midi` for a symusic Score (any time unit)."""
+    score = score.to("second")
     notes = [
         (float(n.time), float(n.duration), int(n.pitch), int(n.velocity))
         for t in score.tracks

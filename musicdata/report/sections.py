@@ -129,7 +129,7 @@ def vocabulary(q: Query, *, token_names: bool = True) -> Section:
     sec = Section("vocabulary", "Vocabulary usage")
     cov = q(
         "SELECT encoding, config_hash, field, vocab_size, seen, never_seen, "
-        "round(coverage, 3) AS coverage, occurrences FROM vocab_coverage "
+        "round(coverage, 3) AS coverage FROM vocab_coverage "
         "ORDER BY encoding, config_hash, field_index"
     )
     if not cov:

@@ -163,28 +163,33 @@ def test_empty_workspace_has_empty_views(tmp_path: Path) -> None:
         assert _q(ws, f"SELECT count(*) AS n FROM {view}") == [{"n": 0}]
 
 
-def _writer(root: str, rounds: int) -> None:
+def _writer(root: str, rounds: int, done: mp.Event) -> None:
     ws = make_workspace(Path(root))
-    for i in range(rounds):
-        write_synthetic_corpus(ws, 10, [FLAT], salt=f"w{i}-", seed=i)
-        with ws.catalog.write() as con:
-            refresh_shard_views(con, ws.root)
+    try:
+        for i in range(rounds):
+            write_synthetic_corpus(ws, 10, [FLAT], salt=f"w{i}-", seed=i)
+            with ws.catalog.write() as con:
+                refresh_shard_views(con, ws.root)
+    finally:
+        done.set()
 
 
-def _reader(root: str, seconds: float, queue: mp.Queue) -> None:
+def _reader(root: str, done: mp.Event, queue: mp.Queue) -> None:
     from musicdata.catalog import Catalog
     from musicdata.catalog.lineage import lineage
 
-    cat = Catalog(Path(root) / "catalog.duckdb", lock_timeout_s=20)
-    seen, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
+    cat = Catalog(Path(root) / "catalog.duckdb", lock_timeout_s=30)
+    seen, during = [], 0
+    end = time.monotonic() + 90
+    while time.monotonic() < end and not (done.is_set() and len(seen) >= 3):
+        writing = not done.is_set()
         rows = cat.query("SELECT coalesce(sum(pieces), 0)::BIGINT AS n FROM token_length_stats")
         seen.append(rows.to_pylist()[0]["n"])
         with cat.read() as con:
             shard = con.execute("SELECT min(dst_id) FROM lineage WHERE stage LIKE 'tok%'")
-            root_id = shard.fetchall()[0][0]
-            lineage(con, root_id, "upstream")
-    queue.put(seen)
+            assert lineage(con, shard.fetchall()[0][0], "upstream").edges
+        during += writing
+    queue.put((seen, during))
 
 
 def test_analyst_reads_while_the_pipeline_writes_shards(tmp_path: Path) -> None:
@@ -193,14 +198,15 @@ def test_analyst_reads_while_the_pipeline_writes_shards(tmp_path: Path) -> None:
     write_synthetic_corpus(ws, 10, [FLAT], salt="first-")
     _refresh(ws)
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    writer = ctx.Process(target=_writer, args=(str(root), 6))
-    reader = ctx.Process(target=_reader, args=(str(root), 4.0, queue))
-    writer.start()
+    queue, done = ctx.Queue(), ctx.Event()
+    writer = ctx.Process(target=_writer, args=(str(root), 6, done))
+    reader = ctx.Process(target=_reader, args=(str(root), done, queue))
     reader.start()
-    seen = queue.get(timeout=60)
+    writer.start()
+    seen, during = queue.get(timeout=120)
     reader.join(30)
     writer.join(60)
     assert writer.exitcode == 0 and reader.exitcode == 0
-    assert len(seen) >= 3 and seen == sorted(seen) and seen[0] >= 10
+    assert during >= 1  # at least one read completed while the writer was running
+    assert seen == sorted(seen) and seen[0] >= 10 and seen[-1] == 70
     assert _q(ws, "SELECT sum(pieces)::BIGINT AS n FROM token_length_stats") == [{"n": 70}]

@@ -112,3 +112,36 @@ def test_chunked_transcription_matches_whole_file(tmp_path: Path) -> None:
     pitch = lambda ev: np.array([e[2] for e in ev])  # noqa: E731
     agree = note_scores(iv(whole), pitch(whole), iv(parts), pitch(parts), onset_tolerance=0.02)
     assert agree["f1"] > 0.97, agree
+
+
+@pytest.mark.slow
+def test_done_when_mixed_folder_end_to_end(ws: Workspace, tmp_path: Path) -> None:
+    """Real renders, hostile audio and MIDI in one ingest run: every recording ends ok or
+    quarantined, good ones become transcribed pieces in REMI shards and codec shards, and
+    lineage links audio -> piece -> shard and audio -> codec shard."""
+    from musicdata.audio.codec_shards import tokenize_codec
+    from musicdata.audio.synth import write_hostile_files
+
+    d = tmp_path / "mixed"
+    expected = write_hostile_files(d)
+    for name in ("waltz_3_4.mid", "folk_6_8.mid"):
+        sf.write(d / f"{name}.flac", render_midi(FIXTURES / name), 22050)
+        (d / name).write_bytes((FIXTURES / name).read_bytes())
+    s = ingest_paths(ws, [d], run_id="r1")
+    n_bad = sum(1 for r in expected.values() if r)
+    assert s.quarantined == n_bad and s.recordings == len(expected) - n_bad + 2
+    assert s.transcribed + s.no_notes == s.recordings and s.no_notes >= 1
+    src = ws.catalog.query("SELECT status, count(*) AS n FROM sources GROUP BY status")
+    assert dict(zip(*src.to_pydict().values(), strict=True)) == {
+        "ok": len(expected) - n_bad + 4,
+        "quarantined": n_bad,
+    }
+    remi = tokenize_encoding(ws, "remi", run_id="k1")
+    assert remi.tokenized == 2 + s.transcribed and remi.quarantined == 0
+    codec = tokenize_codec(ws, "encodec-32k", run_id="c1", allow_untrained=True)
+    assert codec.tokenized == s.recordings - 0 and codec.quarantined == 0
+    chain = ws.catalog.query(
+        "SELECT a.src_id, b.dst_id FROM lineage a JOIN lineage b ON b.src_id = a.dst_id "
+        "WHERE a.stage = 'transcribe' AND b.stage = 'tokenize:remi'"
+    )
+    assert chain.num_rows == s.transcribed
