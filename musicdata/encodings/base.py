@@ -41,6 +41,18 @@ MULTITRACK: dict[str, Any] = {
 }
 
 
+# The beat grid, velocity and tempo bins of the beat-based encodings: REMI's paper values (32
+# velocity bins, 32 tempo bins in 40-250 bpm) on MidiTok's grid (8 positions per beat for
+# durations up to 4 beats, 4 up to 12).
+BEAT_GRID: dict[str, Any] = {
+    "beat_res": {"0-4": 8, "4-12": 4},
+    "num_velocities": 32,
+    "use_tempos": True,
+    "num_tempos": 32,
+    "tempo_range": (40, 250),
+}
+
+
 class EncodingError(ValueError):
     """A piece this encoding cannot represent; the message is the quarantine detail."""
 

@@ -53,9 +53,7 @@ def score_notes(score: Any, unit: str = "quarters") -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, 3))
 
 
-def count_recovered(
-    ref: np.ndarray, dec: np.ndarray, onset_tol: float, dur_tol: np.ndarray
-) -> int:
+def count_recovered(ref: np.ndarray, dec: np.ndarray, onset_tol: float, dur_tol: np.ndarray) -> int:
     """Greedy one-to-one matching per pitch, in onset order (both arrays [N, 3])."""
     if len(ref) == 0 or len(dec) == 0:
         return 0

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from musicdata.encodings.base import MULTITRACK, MidiTokEncoding
+from musicdata.encodings.base import BEAT_GRID, MULTITRACK, MidiTokEncoding
 
 NB_DEFAULTS: dict[str, Any] = {
     **MULTITRACK,
+    **BEAT_GRID,
     "beat_res": {"0-4": 12, "4-12": 4},
-    "num_velocities": 32,
     "use_chords": True,
-    "use_tempos": True,
-    "num_tempos": 32,
-    "tempo_range": (40, 250),
     "use_rests": False,
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from musicdata.encodings.base import MULTITRACK, MidiTokEncoding
+from musicdata.encodings.base import BEAT_GRID, MULTITRACK, MidiTokEncoding
 
 
 class Octuple(MidiTokEncoding):
@@ -21,10 +21,6 @@ class Octuple(MidiTokEncoding):
     tokenizer_class = "Octuple"
     defaults: ClassVar[dict[str, Any]] = {
         **MULTITRACK,
-        "beat_res": {"0-4": 8, "4-12": 4},
-        "num_velocities": 32,
-        "use_tempos": True,
-        "num_tempos": 32,
-        "tempo_range": (40, 250),
+        **BEAT_GRID,
         "max_bar_embedding": 256,
     }

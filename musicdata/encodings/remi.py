@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from musicdata.encodings.base import MULTITRACK, MidiTokEncoding
+from musicdata.encodings.base import BEAT_GRID, MULTITRACK, MidiTokEncoding
 
 
 class Remi(MidiTokEncoding):
@@ -22,11 +22,7 @@ class Remi(MidiTokEncoding):
     tokenizer_class = "REMI"
     defaults: ClassVar[dict[str, Any]] = {
         **MULTITRACK,
-        "beat_res": {"0-4": 8, "4-12": 4},
-        "num_velocities": 32,
+        **BEAT_GRID,
         "use_chords": True,
-        "use_tempos": True,
-        "num_tempos": 32,
-        "tempo_range": (40, 250),
         "use_rests": False,
     }
