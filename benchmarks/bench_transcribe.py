@@ -124,7 +124,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--demo", type=int, default=10, help="demo scores to add (0: fixtures only)")
     ap.add_argument("--fluidsynth", action="store_true", help="render with FluidSynth")
-    ap.add_argument("--workers", type=int, default=1, help="transcribe workers")
+    ap.add_argument("--workers", type=int, default=0, help="transcribe workers (0: per core)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-transcribe-") as tmp_s:
         tmp = Path(tmp_s)

@@ -17,6 +17,7 @@ from typing import Any
 from musicdata import __version__, progress
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
+from musicdata.catalog.shard_views import refresh_shard_views
 from musicdata.encodings import Encoding, get_encoding
 from musicdata.encodings.fidelity import Fidelity
 from musicdata.encodings.worker import TokenizeJob, tokenize_piece
@@ -349,8 +350,10 @@ def tokenize_encodings(
     for writer in writers:
         for split in sorted(writer.buffers):
             writer.flush(split)
-        with ws.catalog.write() as con:
+    with ws.catalog.write() as con:
+        for writer in writers:
             records.finish_run(con, writer.run_id, "completed", writer.summary.to_dict())
+        refresh_shard_views(con, ws.root)  # analysts' in-place views cover the new shards
     return [w.summary for w in writers]
 
 

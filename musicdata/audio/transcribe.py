@@ -24,9 +24,11 @@ from schemas.config import TranscribeConfig, config_hash
 TRANSCRIBE_VERSION = 1  # bump when chunking or note assembly changes the output
 _MODELS: dict[str, Any] = {}  # per worker process: model path -> loaded basic-pitch Model
 # basic-pitch's windowing (basic_pitch.constants: AUDIO_N_SAMPLES = 43844, FFT_HOP = 256)
+_SR = 22050
+_WIN = 43844  # samples per model window
 _N_OVERLAP = 30  # frames of overlap between model windows
 _LEAD = _N_OVERLAP * 256 // 2  # zeros basic-pitch prepends to a file (samples at 22050 Hz)
-_HOP = 43844 - _N_OVERLAP * 256  # window hop in samples
+_HOP = _WIN - _N_OVERLAP * 256  # window hop in samples
 
 
 def model_path(cfg: TranscribeConfig) -> str:
@@ -45,7 +47,15 @@ def model_id(cfg: TranscribeConfig) -> str:
 
 def transcription_params(cfg: TranscribeConfig) -> dict[str, Any]:
     """What decides the notes (hashed into lineage); execution limits are left out."""
-    skip = {"enabled", "workers", "timeout_s", "memory_limit_mb", "batch_windows", "model_path"}
+    skip = {
+        "enabled",
+        "workers",
+        "threads_per_worker",
+        "timeout_s",
+        "memory_limit_mb",
+        "batch_windows",
+        "model_path",
+    }
     params = {k: v for k, v in asdict(cfg).items() if k not in skip}
     return {"model": model_id(cfg), "version": TRANSCRIBE_VERSION, **params}
 
@@ -68,32 +78,47 @@ class TranscribeJob:
     content_hash_tpq: int
 
 
-def _model(path: str) -> Any:
+def _model(path: str, threads: int = 0) -> Any:
     if path not in _MODELS:
+        if threads > 0:  # before TensorFlow initialises its runtime (first model load)
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
         from basic_pitch.inference import Model
 
         _MODELS[path] = Model(path)
     return _MODELS[path]
 
 
-def _infer(model: Any, buffer: np.ndarray, batch: int) -> dict[str, np.ndarray]:
-    """basic-pitch's run_inference on an array whose first `overlap/2` samples are lead-in (zeros
-    at the file start, real audio before a later chunk); windows go through the model in batches.
-    Output frame k is at buffer sample overlap/2 + k * FFT_HOP."""
-    from basic_pitch.constants import AUDIO_N_SAMPLES
-    from basic_pitch.inference import unwrap_output
-
-    starts = range(0, max(1, len(buffer) - _LEAD), _HOP)
-    windows = np.zeros((len(starts), AUDIO_N_SAMPLES, 1), np.float32)
-    for i, s in enumerate(starts):
-        w = buffer[s : s + AUDIO_N_SAMPLES]
-        windows[i, : len(w), 0] = w
+def _window_outputs(model: Any, windows: np.ndarray, batch: int) -> dict[str, np.ndarray]:
+    """Model outputs of windows [n, 43844, 1], each stripped of its overlap frames as basic-pitch's
+    unwrap_output does, concatenated: [n * 142, bins]."""
     out: dict[str, list[np.ndarray]] = {"note": [], "onset": [], "contour": []}
     for b in range(0, len(windows), batch):
         for k, v in model.predict(windows[b : b + batch]).items():
             out[k].append(v)
-    n = len(buffer) - _LEAD
-    return {k: unwrap_output(np.concatenate(v), n, _N_OVERLAP) for k, v in out.items()}
+    half = _N_OVERLAP // 2
+    return {
+        k: np.concatenate(v)[:, half:-half, :].reshape(-1, v[0].shape[-1]) for k, v in out.items()
+    }
+
+
+def _read_windows(path: str, first: int, last: int, n_audio: int) -> np.ndarray:
+    """Windows first..last-1 of basic-pitch's grid over the whole file (window i starts at audio
+    sample i * HOP - LEAD at 22050 Hz), read and resampled as one segment."""
+    from musicdata.audio.decode import load_mono
+
+    sr = _SR
+    lo = first * _HOP - _LEAD
+    hi = (last - 1) * _HOP - _LEAD + _WIN
+    audio = load_mono(path, sr, max(lo, 0) / sr, min(hi, n_audio) / sr, method="soxr_hq")
+    seg = np.zeros(hi - lo, np.float32)
+    off = max(0, -lo)
+    n = min(len(audio), len(seg) - off, max(0, n_audio - max(lo, 0)))
+    seg[off : off + n] = audio[:n]
+    starts = np.arange(last - first) * _HOP
+    return np.stack([seg[s : s + _WIN] for s in starts])[..., None]
 
 
 def transcribe_events(
@@ -102,52 +127,73 @@ def transcribe_events(
     """Note events (start_s, end_s, pitch, amplitude, bends) of a whole recording, chunk by chunk;
     returns (events, n_chunks, audio seconds).
 
-    Each chunk is read with at least `context_s` before it, starting on basic-pitch's window grid
-    of the whole file, so the model sees the same windows as in one pass; notes are kept by the
-    chunk their onset falls in.
+    The model runs once per window of basic-pitch's window grid over the whole file (so its
+    outputs are those of one pass), `chunk_s` of audio at a time. Notes are assembled per chunk
+    from its frames plus `context_s` of frames either side, kept by the chunk their onset falls
+    in, and timed with basic-pitch's whole-file frame clock.
     """
     import soundfile as sf
     from basic_pitch import note_creation
-    from basic_pitch.constants import AUDIO_N_SAMPLES, AUDIO_SAMPLE_RATE, FFT_HOP
+    from basic_pitch.constants import ANNOTATIONS_FPS, AUDIO_N_SAMPLES, FFT_HOP
 
-    from musicdata.audio.decode import load_mono
-
-    assert (AUDIO_N_SAMPLES, FFT_HOP) == (43844, 256), "basic-pitch changed its windowing"
-    sr = AUDIO_SAMPLE_RATE
+    assert (AUDIO_N_SAMPLES, FFT_HOP) == (_WIN, 256), "basic-pitch changed its windowing"
     info = sf.info(audio_path)
     total_s = info.frames / info.samplerate
-    n_chunks = max(1, math.ceil(total_s / cfg.chunk_s - 1e-9))
-    min_len = int(np.round(cfg.minimum_note_length_ms / 1000 * (sr / FFT_HOP)))
-    events = []
-    for c in range(n_chunks):
-        c0, c1 = c * cfg.chunk_s, min(total_s, (c + 1) * cfg.chunk_s)
-        # first window start (whole-file grid: windows start at i * HOP - LEAD) before c0 - ctx
-        i0 = max(0, math.floor(((c0 - cfg.context_s) * sr + _LEAD) / _HOP))
-        pos0 = i0 * _HOP - _LEAD  # in samples at 22050 Hz; negative = lead-in zeros
-        s1 = min(total_s, c1 + cfg.context_s)
-        audio = load_mono(audio_path, sr, max(pos0, 0) / sr, s1, method="soxr_hq")
-        if len(audio) == 0:
-            continue
-        if pos0 < 0:
-            audio = np.concatenate([np.zeros(-pos0, np.float32), audio])
-        output = _infer(model, audio, max(1, cfg.batch_windows))
-        _, evs = note_creation.model_output_to_notes(
-            output,
+    n_audio = math.ceil(info.frames * _SR / info.samplerate)
+    n_frames = int(np.floor(n_audio * (ANNOTATIONS_FPS / _SR)))  # as unwrap_output trims
+    n_windows = max(1, math.ceil((n_audio + _LEAD) / _HOP))
+    per_chunk = max(1, round(cfg.chunk_s * _SR / _HOP))
+    n_chunks = math.ceil(n_windows / per_chunk)
+    ctx = max(1, round(cfg.context_s * _SR / FFT_HOP))
+    min_len = int(np.round(cfg.minimum_note_length_ms / 1000 * (_SR / FFT_HOP)))
+    frames_per_window = (_WIN // FFT_HOP + 1) - _N_OVERLAP
+    times = note_creation.model_frames_to_time(n_frames + 1)
+    events: list[tuple[float, float, int, float, Any]] = []
+    buf: dict[str, np.ndarray] = {}
+    buf_start = 0  # global frame index of buf's first row
+
+    def assemble(f0: int, f1: int) -> None:
+        """Notes with onsets in frames [f0, f1), from the buffer's frames around them."""
+        g0 = max(buf_start, f0 - ctx)
+        g1 = min(buf_start + len(buf["note"]), f1 + ctx, n_frames)
+        if g1 <= g0:
+            return
+        part = {k: v[g0 - buf_start : g1 - buf_start] for k, v in buf.items()}
+        notes = note_creation.output_to_notes_polyphonic(
+            part["note"],
+            part["onset"],
             onset_thresh=cfg.onset_threshold,
             frame_thresh=cfg.frame_threshold,
             min_note_len=min_len,
-            min_freq=cfg.minimum_frequency_hz or None,
+            infer_onsets=True,
             max_freq=cfg.maximum_frequency_hz or None,
-            multiple_pitch_bends=cfg.multiple_pitch_bends,
+            min_freq=cfg.minimum_frequency_hz or None,
             melodia_trick=cfg.melodia_trick,
-            midi_tempo=cfg.midi_tempo,
         )
-        offset = (pos0 + _LEAD) / sr  # time of output frame 0
-        last = c == n_chunks - 1
-        for start, end, pitch, amp, bends in evs:
-            t0, t1 = float(start) + offset, float(end) + offset
-            if c0 <= t0 < c1 or (last and t0 >= c1):
-                events.append((t0, t1, int(pitch), float(amp), bends))
+        for s0, s1, pitch, amp, bends in note_creation.get_pitch_bends(part["contour"], notes):
+            if f0 <= g0 + s0 < f1:
+                t1 = times[min(g0 + s1, n_frames)]
+                events.append((float(times[g0 + s0]), float(t1), int(pitch), float(amp), bends))
+
+    owned: tuple[int, int] | None = None  # frames of the previous chunk, assembled one step late
+    for c in range(n_chunks):
+        first, last = c * per_chunk, min(n_windows, (c + 1) * per_chunk)
+        out = _window_outputs(
+            model, _read_windows(audio_path, first, last, n_audio), max(1, cfg.batch_windows)
+        )
+        assert len(out["note"]) == (last - first) * frames_per_window, "unexpected frame count"
+        keep_from = (owned[0] - ctx) if owned else 0
+        if buf:
+            drop = max(0, keep_from - buf_start)
+            buf = {k: np.concatenate([v[drop:], out[k]]) for k, v in buf.items()}
+            buf_start += drop
+        else:
+            buf, buf_start = out, first * frames_per_window
+        if owned:
+            assemble(*owned)
+        owned = (first * frames_per_window, last * frames_per_window)
+    if owned:
+        assemble(owned[0], n_frames)
     events.sort(key=lambda e: (e[0], e[2], e[1]))
     return events, n_chunks, total_s
 
@@ -169,7 +215,7 @@ def transcribe_recording(job: TranscribeJob) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     with _quiet(), np.errstate(divide="ignore", invalid="ignore"):  # silence: 0/0 in basic-pitch
-        model = _model(job.model_path)
+        model = _model(job.model_path, job.cfg.threads_per_worker)
         events, n_chunks, audio_s = transcribe_events(model, job.audio_path, job.cfg)
     rec: dict[str, Any] = {
         "sha256": job.sha256,

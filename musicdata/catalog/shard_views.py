@@ -78,9 +78,12 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str
     return {r[0] for r in rows}
 
 
-def _parquet_layout(path: Path) -> tuple[int, tuple[str, ...] | None]:
-    """(sub-tokens per step, sub-token names from the file's metadata) of one shard."""
+def _parquet_layout(path: Path) -> tuple[int, tuple[str, ...] | None] | None:
+    """(sub-tokens per step, sub-token names from the file's metadata) of one shard; None for a
+    shard kind these views do not cover (no `tokens list<...>` column, e.g. audio codes)."""
     schema = pq.read_schema(path)
+    if "tokens" not in schema.names or not pa.types.is_list(schema.field("tokens").type):
+        return None
     item = schema.field("tokens").type.value_type
     n_fields = item.list_size if pa.types.is_fixed_size_list(item) else 1
     raw = (schema.metadata or {}).get(b"musicdata.sub_tokens")
@@ -106,7 +109,10 @@ def discover(con: duckdb.DuckDBPyConnection, root: Path) -> list[ShardSet]:
         files = [root / p for p in paths if (root / p).exists()]
         if not files:
             continue
-        n_fields, meta_names = _parquet_layout(files[0])
+        layout = _parquet_layout(files[0])
+        if layout is None:
+            continue
+        n_fields, meta_names = layout
         fields = tuple(sub_tokens or meta_names or ())
         if kind == "flat":
             fields, sizes = ("token",), (vocab,)

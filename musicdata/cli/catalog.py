@@ -156,3 +156,30 @@ def _lineage_tree(graph: Any, width: int) -> Any:
             more = f"… and {len(edges) - width} more (raise --width, or use --json)"
             branch.add(Text(more, style="dim"))
     return tree
+
+
+@catalog_app.command("views")
+def catalog_views(as_json: JsonOpt = False) -> None:
+    """(Re)create the in-place views over the token shards (after new shards, or after the
+    workspace folder moved) and list them."""
+    from musicdata.catalog import CatalogError
+    from musicdata.catalog.shard_views import refresh_shard_views
+
+    ws = workspace()
+    if not ws.catalog_path.exists():
+        fail(f"no catalog at {ws.catalog_path}; run `musicdata ingest` first (or check --home)")
+    try:
+        with ws.catalog.write() as con:  # one short transaction; also migrates an old catalog
+            names = refresh_shard_views(con, ws.root)
+        rows = ws.catalog.query(
+            "SELECT view_name, encoding, kind, n_fields, len(config_hashes) AS configs "
+            "FROM shard_views ORDER BY view_name"
+        ).to_pylist()
+    except CatalogError as exc:
+        fail(str(exc))
+    emit(
+        {"home": str(ws.root), "views": names, "shard_views": rows},
+        as_json,
+        *([table_text(rows)] if rows else ["(no token shards yet)"]),
+        "analyst views: " + ", ".join(n.removeprefix("main.") for n in names if "main." in n),
+    )

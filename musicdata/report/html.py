@@ -16,6 +16,8 @@ from typing import Any
 from musicdata.fsutil import atomic_write
 from musicdata.report.model import Section, Table
 
+FOLD_ROWS = 12  # longer tables are folded
+
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif;
        margin: 0; color: #1d232b; background: #f6f7f9; }
@@ -38,6 +40,8 @@ th, td { border-bottom: 1px solid #e3e8ee; padding: 3px 10px 3px 0; text-align: 
 th { color: #39475a; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .note { font-size: 12px; color: #5a6b80; }
+summary { cursor: pointer; margin: 14px 0 6px; }
+summary h3 { display: inline; }
 """
 
 
@@ -62,9 +66,16 @@ def _short(col: str, value: Any) -> str:
 
 
 def table_html(t: Table, csv_name: str | None) -> str:
+    """A table under its title; a long one folds into <details> (no JavaScript needed)."""
     out = [f"<h3>{html.escape(t.title)}</h3>"]
     if not t.rows:
         return out[0] + '<p class="note">(no rows)</p>'
+    folded = len(t.rows) > FOLD_ROWS
+    if folded:
+        out = [
+            f"<details><summary><h3>{html.escape(t.title)}</h3> "
+            f'<span class="note">({len(t.rows)} rows, click to show)</span></summary>'
+        ]
     cols = list(t.rows[0])
     out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>")
     for row in t.rows[: t.max_rows]:
@@ -85,6 +96,8 @@ def table_html(t: Table, csv_name: str | None) -> str:
         extra.append(html.escape(t.note))
     if extra:
         out.append(f'<p class="note">{" · ".join(extra)}</p>')
+    if folded:
+        out.append("</details>")
     return "\n".join(out)
 
 

@@ -50,28 +50,41 @@ def render(
         plt.close(fig)
 
 
-def length_histograms(lengths: dict[str, dict[str, np.ndarray]]) -> bytes:
-    """Sequence-length histograms, one panel per split, one line per encoding, log-x bins."""
-    splits = [s for s in SPLITS if any(s in v for v in lengths.values())] or list(SPLITS[:1])
+def length_histograms(lengths: dict[str, dict[str, np.ndarray]], *, ncols: int = 3) -> bytes:
+    """Sequence-length histograms, one panel per encoding (shared log-x bins), the splits
+    overlaid: train filled, validation and test as outlines."""
+    encs = sorted(lengths)
     every = np.concatenate([a for v in lengths.values() for a in v.values()] or [np.ones(1)])
     lo, hi = max(1, int(every.min())), max(2, int(every.max()))
-    bins = np.logspace(np.log10(lo), np.log10(hi + 1), 40)
+    bins = np.logspace(np.log10(lo), np.log10(hi + 1), 30)
+    ncols = min(ncols, max(1, len(encs)))
+    nrows = -(-len(encs) // ncols) or 1
+    colors = {"train": "#4C72B0", "validation": "#DD8452", "test": "#55A868"}
 
     def draw(axes: list[Any]) -> None:
-        for ax, split in zip(axes, splits, strict=True):
-            for enc in sorted(lengths):
+        for ax, enc in zip(axes, encs, strict=False):
+            for split in SPLITS:
                 data = lengths[enc].get(split)
                 if data is None or not len(data):
                     continue
-                ax.hist(data, bins=bins, histtype="step", linewidth=1.5, label=enc)
+                style = (
+                    {"alpha": 0.45, "histtype": "stepfilled"}
+                    if split == "train"
+                    else {"histtype": "step", "linewidth": 1.4}
+                )
+                ax.hist(data, bins=bins, color=colors[split], label=split, **style)
             ax.set_xscale("log")
             _plain_log_ticks(ax)
-            ax.set_title(f"{split}")
+            ax.set_title(enc, fontsize=9)
+        for ax in axes[len(encs) :]:
+            ax.set_visible(False)
+        for ax in axes[::ncols]:
+            ax.set_ylabel("pieces")
+        for ax in axes[max(0, len(encs) - ncols) : len(encs)]:
             ax.set_xlabel("tokens per piece (log)")
-        axes[0].set_ylabel("pieces")
-        axes[0].legend(fontsize=8, frameon=False)
+        axes[0].legend(fontsize=7, frameon=False)
 
-    return render(draw, ncols=len(splits))
+    return render(draw, ncols=ncols, nrows=nrows, height=2.3)
 
 
 def _plain_log_ticks(ax: Any) -> None:

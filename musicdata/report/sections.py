@@ -13,7 +13,7 @@ from musicdata.report import plots
 from musicdata.report.model import Figure, Query, Rows, Section, Table
 
 log = logging.getLogger(__name__)
-UNUSED_SHOWN = 40  # unused token ids listed per vocabulary
+UNUSED_SHOWN = 24  # unused token ids listed per vocabulary
 
 
 def _labels(rows: Rows) -> dict[tuple[str, str], str]:
@@ -64,7 +64,7 @@ def lengths(q: Query) -> Section:
         "compound encodings count one step per compound token)."
     )
     sec.figures.append(
-        Figure("lengths", plots.length_histograms(data), "Sequence lengths per split")
+        Figure("lengths", plots.length_histograms(data), "Sequence lengths per encoding")
     )
     sec.tables.append(Table("Length percentiles per encoding and split", stats))
     return sec
@@ -153,9 +153,15 @@ def vocabulary(q: Query, *, token_names: bool = True) -> Section:
     for (enc, chash, field), idx in _group_indices(freq, ("encoding", "config_hash", "field")):
         row = {"encoding": enc, "config_hash": chash, "field": field}
         series[label(row)] = freq["n"].to_numpy()[idx]
-    sec.figures.append(
-        Figure("token-frequency", plots.rank_frequency(series), "Token frequency by rank")
-    )
+    # One line per flat vocabulary (dozens of compound fields make an unreadable plot; their
+    # usage is in the coverage chart); a corpus with compound encodings only shows the first.
+    flat = {k: v for k, v in series.items() if "/" not in k}
+    if not flat and series:
+        first = sorted(series)[0].split("/")[0]
+        flat = {k: v for k, v in series.items() if k.startswith(first + "/")}
+    if flat:
+        png = plots.rank_frequency(flat)
+        sec.figures.append(Figure("token-frequency", png, "Token frequency by rank"))
     sec.tables.append(Table("Vocabulary coverage (view vocab_coverage)", cov))
     sec.tables.append(Table("Token ids never seen (view unused_tokens)", _unused(q, token_names)))
     return sec
@@ -163,11 +169,11 @@ def vocabulary(q: Query, *, token_names: bool = True) -> Section:
 
 def _unused(q: Query, token_names: bool) -> Rows:
     rows = q(
-        "SELECT u.encoding, u.config_hash, u.field, count(*) AS never_seen, "
+        "SELECT u.encoding, u.config_hash, u.field_index, u.field, count(*) AS never_seen, "
         "list(u.token ORDER BY u.token)[1:?] AS ids, any_value(e.config_json) AS cfg, "
         "any_value(e.vocab_size) AS vocab_size "
         "FROM unused_tokens u JOIN encodings e USING (encoding, config_hash) "
-        "GROUP BY ALL ORDER BY u.encoding, u.config_hash, u.field",
+        "GROUP BY ALL ORDER BY u.encoding, u.config_hash, u.field_index",
         [UNUSED_SHOWN],
     )
     out = []
@@ -176,8 +182,9 @@ def _unused(q: Query, token_names: bool) -> Rows:
         if token_names:
             names = _token_names(r["encoding"], r["config_hash"], r["cfg"], r["vocab_size"])
         ids = r["ids"]
-        if names and r["field"] == "token":
-            shown = ", ".join(f"{i} {names.get(i, '?')}" for i in ids)
+        field_names = names.get(r["field_index"]) if names else None
+        if field_names:
+            shown = ", ".join(f"{i} {field_names.get(i, '?')}" for i in ids)
         else:
             shown = ", ".join(map(str, ids))
         more = r["never_seen"] - len(ids)
@@ -193,15 +200,15 @@ def _unused(q: Query, token_names: bool) -> Rows:
     return out
 
 
-_NAME_CACHE: dict[tuple[str, str], dict[int, str] | None] = {}
+_NAME_CACHE: dict[tuple[str, str], dict[int, dict[int, str]] | None] = {}
 
 
 def _token_names(
     encoding: str, config_hash: str, config_json: str, vocab_size: int
-) -> dict[int, str] | None:
-    """id -> token name from the encoding's own vocabulary (flat MidiTok encodings), rebuilt from
-    the recorded config; None when the encoding is not registered here or its vocabulary no
-    longer has the recorded size (the config hash also covers code changes, so it may differ)."""
+) -> dict[int, dict[int, str]] | None:
+    """field_index (0 flat, 1..F compound) -> id -> token name, from the encoding's own MidiTok
+    vocabulary rebuilt from the recorded config; None when the encoding is not registered here or
+    its vocabulary no longer has the recorded size (the config hash also covers code changes)."""
     key = (encoding, config_hash)
     if key in _NAME_CACHE:
         return _NAME_CACHE[key]
@@ -210,12 +217,13 @@ def _token_names(
         from musicdata.encodings import get_encoding
 
         enc = get_encoding(encoding, json.loads(config_json))
-        if enc.kind == "flat" and enc.vocab_size == vocab_size:
-            vocab = getattr(enc, "tokenizer", None)
-            vocab = getattr(vocab, "vocab", None)
+        if enc.vocab_size == vocab_size:
+            vocab = getattr(getattr(enc, "tokenizer", None), "vocab", None)
             if isinstance(vocab, dict):
-                names = {int(i): str(n) for n, i in vocab.items()}
-    except (ImportError, KeyError, ValueError, TypeError) as exc:  # names are a nicety
+                names = {0: {int(i): str(n) for n, i in vocab.items()}}
+            elif isinstance(vocab, list) and all(isinstance(v, dict) for v in vocab):
+                names = {f + 1: {int(i): str(n) for n, i in v.items()} for f, v in enumerate(vocab)}
+    except (ImportError, KeyError, ValueError, TypeError, AttributeError) as exc:  # a nicety
         log.info("no token names for %s@%s: %s", encoding, config_hash, exc)
     _NAME_CACHE[key] = names
     return names

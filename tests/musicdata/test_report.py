@@ -171,16 +171,17 @@ def test_token_names_for_unused_remi_ids(tmp_path: Path, corpus: Path) -> None:
     ingest_paths(ws, [corpus / "folk_6_8.mid"], run_id="i")
     tokenize_encoding(ws, "remi", run_id="t")
     rep = build_report(ws, tmp_path / "out")
-    (unused,) = [s for s in rep.sections if s.key == "vocabulary"][0].tables[1].rows
+    (unused,) = next(s for s in rep.sections if s.key == "vocabulary").tables[1].rows
     assert "0 PAD_None" in unused["tokens"]  # a one-piece corpus never pads
 
 
 @pytest.mark.slow
 def test_report_flow_publishes_artifacts(full: Workspace, tmp_path: Path) -> None:
     from flows.report import report_flow  # first: flows/__init__ sets Prefect's server timeouts
-    from prefect.artifacts import Artifact  # noqa: I001
 
     result = report_flow(str(full.root), str(tmp_path / "flow-out"))
+    from prefect.artifacts import Artifact
+
     assert set(result["artifacts"]) == {f"report-{k}" for k in SECTIONS} | {"report-html"}
     art = Artifact.get("report-quarantine")
     assert art is not None and "unparseable" in art.data

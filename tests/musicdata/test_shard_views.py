@@ -3,6 +3,7 @@ compound shards, another working directory, a moved workspace, and a reader whil
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import shutil
 import time
@@ -13,9 +14,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import make_workspace
+from typer.testing import CliRunner
 
 from musicdata.catalog.shard_views import refresh_shard_views, shard_views_root
 from musicdata.catalog.synthetic import SyntheticEncoding, write_synthetic_corpus
+from musicdata.cli import app
 from musicdata.ingest.pipeline import ingest_paths
 from musicdata.tokenize import tokenize_encoding
 from musicdata.workspace import Workspace
@@ -46,7 +49,7 @@ def test_remi_views_match_the_shard_files(ws: Workspace, corpus: Path) -> None:
     for split in set(table["split"].to_pylist()):
         lens = [
             ln
-            for ln, s in zip(table["length"].to_pylist(), table["split"].to_pylist())
+            for ln, s in zip(table["length"].to_pylist(), table["split"].to_pylist(), strict=True)
             if s == split
         ]
         assert by_split[split]["pieces"] == len(lens)
@@ -151,8 +154,12 @@ def test_views_work_from_another_directory_and_after_a_move(
         assert shard_views_root(con) == str(tmp_path / "rel-home")
         with pytest.raises(duckdb.Error):
             con.sql("SELECT count(*) FROM token_lengths").fetchall()  # old paths are gone
-    _refresh(ws2)
+    result = CliRunner().invoke(app, ["--home", str(moved), "catalog", "views", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout.strip().splitlines()[-1])["shard_views"]
+    assert [(r["view_name"], r["kind"]) for r in listed] == [("tokens.remi", "flat")]
     assert _q(ws2, "SELECT count(*) AS n FROM token_lengths") == [{"n": 30}]
+    assert _q(ws2, "SELECT DISTINCT root FROM shard_views") == [{"root": str(moved)}]
 
 
 def test_empty_workspace_has_empty_views(tmp_path: Path) -> None:
@@ -199,7 +206,7 @@ def test_analyst_reads_while_the_pipeline_writes_shards(tmp_path: Path) -> None:
     _refresh(ws)
     ctx = mp.get_context("spawn")
     queue, done = ctx.Queue(), ctx.Event()
-    writer = ctx.Process(target=_writer, args=(str(root), 6, done))
+    writer = ctx.Process(target=_writer, args=(str(root), 4, done))
     reader = ctx.Process(target=_reader, args=(str(root), done, queue))
     reader.start()
     writer.start()
@@ -208,5 +215,32 @@ def test_analyst_reads_while_the_pipeline_writes_shards(tmp_path: Path) -> None:
     writer.join(60)
     assert writer.exitcode == 0 and reader.exitcode == 0
     assert during >= 1  # at least one read completed while the writer was running
-    assert seen == sorted(seen) and seen[0] >= 10 and seen[-1] == 70
-    assert _q(ws, "SELECT sum(pieces)::BIGINT AS n FROM token_length_stats") == [{"n": 70}]
+    assert seen == sorted(seen) and seen[0] >= 10 and seen[-1] == 50
+    assert _q(ws, "SELECT sum(pieces)::BIGINT AS n FROM token_length_stats") == [{"n": 50}]
+
+
+def test_shards_without_a_token_list_are_left_out(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from musicdata.catalog import records
+    from musicdata.catalog.connection import now
+
+    ws = make_workspace(tmp_path / "home")
+    write_synthetic_corpus(ws, 10, [FLAT])
+    rel = "shards/odd/h/train/part-00000.parquet"
+    (ws.root / rel).parent.mkdir(parents=True)
+    pq.write_table(pa.table({"piece_id": ["p"], "codes": [b"x"]}), ws.root / rel)
+    t = now()
+    with ws.catalog.write() as con:
+        con.execute(
+            "INSERT INTO core.encodings (encoding, config_hash, kind, vocab_size, config_path, "
+            "config_json, created_at) VALUES ('odd', 'h', 'codec', 1, 'x', '{}', ?)",
+            [t],
+        )
+        row = {"shard_id": "odd:h:train:00000", "encoding": "odd", "config_hash": "h"}
+        row |= {"split": "train", "path": rel, "n_rows": 1, "n_tokens": 1, "size_bytes": 1}
+        records.insert_rows(
+            con, "shards", [row | {"file_sha256": "x", "run_id": "r", "created_at": t}]
+        )
+    assert [v for v in _refresh(ws) if v.startswith("tokens.")] == ["tokens.remi"]
+    assert _q(ws, "SELECT count(*) AS n FROM token_lengths") == [{"n": 10}]

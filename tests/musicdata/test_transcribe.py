@@ -92,7 +92,12 @@ def test_params_hash_covers_what_decides_the_notes() -> None:
 
 @pytest.mark.slow
 def test_chunked_transcription_matches_whole_file(tmp_path: Path) -> None:
-    """A 45 s recording in 10 s chunks finds the same notes as in one 60 s chunk."""
+    """One chunk gives exactly basic-pitch's predict() notes; 10 s chunks nearly the same."""
+    import contextlib
+    import io
+
+    from basic_pitch.inference import predict
+
     from musicdata.audio.transcribe import _model, model_path, transcribe_events
 
     x = np.concatenate([render_midi(FIXTURES / n) for n in ("chorale_4_4.mid", "folk_6_8.mid")])
@@ -105,7 +110,11 @@ def test_chunked_transcription_matches_whole_file(tmp_path: Path) -> None:
     parts, n2, _ = transcribe_events(
         model, str(tmp_path / "long.wav"), dataclasses.replace(cfg, chunk_s=10.0)
     )
-    assert (n1, n2) == (1, int(np.ceil(len(x) / 22050 / 10)))
+    assert n1 == 1 and n2 >= 4
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, _, raw = predict(str(tmp_path / "long.wav"), model)
+    key = lambda e: (round(e[0], 6), round(e[1], 6), e[2])  # noqa: E731
+    assert sorted(map(key, raw)) == sorted(map(key, whole))
     from musicdata.metrics.transcription import note_scores
 
     iv = lambda ev: np.array([[e[0], e[1]] for e in ev])  # noqa: E731
@@ -139,7 +148,7 @@ def test_done_when_mixed_folder_end_to_end(ws: Workspace, tmp_path: Path) -> Non
     remi = tokenize_encoding(ws, "remi", run_id="k1")
     assert remi.tokenized == 2 + s.transcribed and remi.quarantined == 0
     codec = tokenize_codec(ws, "encodec-32k", run_id="c1", allow_untrained=True)
-    assert codec.tokenized == s.recordings - 0 and codec.quarantined == 0
+    assert codec.tokenized == s.recordings and codec.quarantined == 0
     chain = ws.catalog.query(
         "SELECT a.src_id, b.dst_id FROM lineage a JOIN lineage b ON b.src_id = a.dst_id "
         "WHERE a.stage = 'transcribe' AND b.stage = 'tokenize:remi'"
