@@ -117,7 +117,7 @@ def lineage(
     direction: str = "upstream",
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
-    describe_limit: int = 2000,
+    describe_limit: int = 200_000,
 ) -> Lineage:
     """Walk from a node and describe (up to `describe_limit`) the nodes reached."""
     edges = walk(con, node_id, direction, max_depth=max_depth)

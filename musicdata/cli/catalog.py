@@ -79,7 +79,8 @@ def catalog_lineage(
         ),
     ] = False,
     kind: Annotated[
-        str | None, typer.Option(help="Only list reached nodes of this kind, e.g. file.")
+        str | None,
+        typer.Option(help="Only list the reached nodes of this kind, e.g. file (no edges)."),
     ] = None,
     depth: Annotated[int, typer.Option(help="Stop after this many steps.")] = 32,
     width: Annotated[int, typer.Option(help="Children shown per node in the tree.")] = 10,
@@ -101,8 +102,9 @@ def catalog_lineage(
     except CatalogError as exc:
         fail(str(exc))
     data = graph.to_dict()
-    if kind:
+    if kind:  # a listing: the nodes of one kind (edges of a big walk would drown them)
         data["nodes"] = [n for n in data["nodes"] if n["kind"] == kind]
+        del data["edges"]
         human = table_text(data["nodes"]) if data["nodes"] else f"(no {kind} nodes)"
     else:
         human = _lineage_tree(graph, width)
