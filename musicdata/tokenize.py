@@ -86,7 +86,9 @@ class _Writer:
         if len(self.buffers[split]) >= self.ws.config.shards.rows_per_shard:
             self.flush(split)
 
-    def flush(self, split: str) -> None:
+    def flush(self, split: str, defer: list[tuple] | None = None) -> None:
+        """Write the split's buffered rows as a shard; record it now, or append the record's
+        arguments to `defer` so the caller records many shards in one transaction."""
         rows = self.buffers.pop(split, [])
         if not rows:
             return
@@ -104,7 +106,11 @@ class _Writer:
         written = write_shard(table, self.ws.abspath(rel), self.ws.config.shards)
         lengths = {r.piece_id: len(r.tokens) for r in rows}
         fid = {p: self.fidelity.pop(p) for p in lengths if p in self.fidelity}
-        record_shard(self.ws, self.enc, rel, split, written, lengths, self.run_id, fid)
+        args = (self.enc, rel, split, written, lengths, self.run_id, fid)
+        if defer is None:
+            record_shard(self.ws, *args)
+        else:
+            defer.append(args)
         self.summary.shards_written += 1
         self.summary.tokens += written.n_tokens
 
@@ -166,92 +172,110 @@ def record_shard(
 ) -> None:
     """Catalog rows for a shard already renamed into place: shard, its pieces, done markers and
     the pieces' round-trip fidelity, in one transaction."""
+    with ws.catalog.write() as con:
+        shard_rows(con, enc, rel, split, written, lengths, run_id, fidelity)
+
+
+def shard_rows(
+    con: Any,
+    enc: Encoding,
+    rel: str,
+    split: str,
+    written: WrittenShard,
+    lengths: dict[str, int],
+    run_id: str,
+    fidelity: dict[str, Fidelity] | None = None,
+) -> None:
+    """The inserts of `record_shard`, inside the caller's transaction."""
     stage = f"tokenize:{enc.name}"
     shard_id = f"{enc.name}:{enc.config_hash}:{split}:{Path(rel).stem.split('-')[1]}"
     t = now()
-    with ws.catalog.write() as con:
-        records.insert_rows(
-            con,
-            "shards",
-            [
-                {
-                    "shard_id": shard_id,
-                    "encoding": enc.name,
-                    "config_hash": enc.config_hash,
-                    "split": split,
-                    "path": rel,
-                    "n_rows": written.n_rows,
-                    "n_tokens": written.n_tokens,
-                    "size_bytes": written.size_bytes,
-                    "file_sha256": written.file_sha256,
-                    "run_id": run_id,
-                    "created_at": t,
-                }
-            ],
-        )
-        records.insert_rows(
-            con,
-            "shard_pieces",
-            [{"shard_id": shard_id, "piece_id": p, "n_tokens": n} for p, n in lengths.items()],
-        )
-        records.insert_rows(
-            con,
-            "stage_results",
-            [
-                {
-                    "stage": stage,
-                    "input_id": p,
-                    "config_hash": enc.config_hash,
-                    "status": "ok",
-                    "output_id": shard_id,
-                    "run_id": run_id,
-                    "created_at": t,
-                }
-                for p in lengths
-            ],
-        )
-        sources = [f"piece:{p}" for p in lengths] + [f"encoding:{enc.name}@{enc.config_hash}"]
-        edges = [
+    records.insert_rows(
+        con,
+        "shards",
+        [
             {
-                "src_id": src,
-                "dst_id": f"shard:{shard_id}",
-                "stage": stage,
+                "shard_id": shard_id,
+                "encoding": enc.name,
                 "config_hash": enc.config_hash,
-                "code_version": __version__,
+                "split": split,
+                "path": rel,
+                "n_rows": written.n_rows,
+                "n_tokens": written.n_tokens,
+                "size_bytes": written.size_bytes,
+                "file_sha256": written.file_sha256,
                 "run_id": run_id,
                 "created_at": t,
             }
-            for src in sources
-        ]
-        records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
-        records.insert_rows(
-            con,
-            "fidelity",
-            [
-                {
-                    "encoding": enc.name,
-                    "config_hash": enc.config_hash,
-                    "piece_id": p,
-                    "notes": f.notes,
-                    "recovered": f.recovered,
-                    "decoded": f.decoded,
-                    "error": f.error,
-                    "run_id": run_id,
-                    "created_at": t,
-                }
-                for p, f in (fidelity or {}).items()
-            ],
-            on_conflict_nothing=True,
-        )
+        ],
+    )
+    records.insert_rows(
+        con,
+        "shard_pieces",
+        [{"shard_id": shard_id, "piece_id": p, "n_tokens": n} for p, n in lengths.items()],
+    )
+    records.insert_rows(
+        con,
+        "stage_results",
+        [
+            {
+                "stage": stage,
+                "input_id": p,
+                "config_hash": enc.config_hash,
+                "status": "ok",
+                "output_id": shard_id,
+                "run_id": run_id,
+                "created_at": t,
+            }
+            for p in lengths
+        ],
+    )
+    sources = [f"piece:{p}" for p in lengths] + [f"encoding:{enc.name}@{enc.config_hash}"]
+    edges = [
+        {
+            "src_id": src,
+            "dst_id": f"shard:{shard_id}",
+            "stage": stage,
+            "config_hash": enc.config_hash,
+            "code_version": __version__,
+            "run_id": run_id,
+            "created_at": t,
+        }
+        for src in sources
+    ]
+    records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
+    records.insert_rows(
+        con,
+        "fidelity",
+        [
+            {
+                "encoding": enc.name,
+                "config_hash": enc.config_hash,
+                "piece_id": p,
+                "notes": f.notes,
+                "recovered": f.recovered,
+                "decoded": f.decoded,
+                "error": f.error,
+                "run_id": run_id,
+                "created_at": t,
+            }
+            for p, f in (fidelity or {}).items()
+        ],
+        on_conflict_nothing=True,
+    )
 
 
-def reconcile(ws: Workspace, enc: Encoding, run_id: str) -> tuple[int, int]:
-    """Adopt whole shards a crash left without catalog rows, delete the rest: (adopted, deleted)."""
+def reconcile(
+    ws: Workspace, enc: Encoding, run_id: str, known: set[str] | None = None
+) -> tuple[int, int]:
+    """Adopt whole shards a crash left without catalog rows, delete the rest: (adopted, deleted).
+    `known`: the shard paths the catalog has for this config (read here when not given)."""
     root = ws.abspath(shard_dir(enc))
     if not root.exists():
         return 0, 0
-    with ws.catalog.write() as con:
-        known = records.shard_paths(con, enc.name, enc.config_hash)
+    if known is None:
+        with ws.catalog.write() as con:
+            known = records.shard_paths(con, enc.name, enc.config_hash)
     adopted = deleted = 0
     for path in sorted(root.rglob("*")):
         if not path.is_file() or path.name == "tokenizer.json":
@@ -320,37 +344,55 @@ def tokenize_encodings(
 ) -> list[TokenizeSummary]:
     """Tokenize every piece into every named encoding, sharing one pool of isolated workers:
     (piece, encoding) jobs from all encodings keep every core busy; the parent writes each
-    encoding's shards and catalog rows. Resumable per encoding."""
+    encoding's shards and catalog rows. Resumable per encoding. Catalog work is grouped into a
+    few short transactions (each costs a DuckDB open + checkpoint, ~30-50 ms)."""
+    encs = [prepare_encoding(ws, get_encoding(n, ws.config.encodings.get(n))) for n in names]
+    with ws.catalog.write() as con:
+        for enc in encs:
+            stage = f"tokenize:{enc.name}"
+            records.start_run(con, run_ids[enc.name], stage, __version__, ws.config.to_dict())
+        registered = records.registered_encodings(con)
+        known = {e.name: records.shard_paths(con, e.name, e.config_hash) for e in encs}
+    cfg_paths = {e.name: _ensure_config(ws, e) for e in encs}
+    new_rows = [
+        _encoding_row(ws, e, cfg_paths[e.name])
+        for e in encs
+        if (e.name, e.config_hash) not in registered
+    ]
+    adopted = {e.name: reconcile(ws, e, run_ids[e.name], known[e.name])[0] for e in encs}
     writers: list[_Writer] = []
     todo: list[tuple[_Writer, tuple[str, str, str, str, str]]] = []
-    for name in names:
-        enc = prepare_encoding(ws, get_encoding(name, ws.config.encodings.get(name)))
-        run_id = run_ids[name]
-        summary = TokenizeSummary(
-            name, enc.config_hash, run_id, shard_dir=str(ws.abspath(shard_dir(enc)))
-        )
-        stage = f"tokenize:{name}"
-        with ws.catalog.write() as con:
-            records.start_run(con, run_id, stage, __version__, ws.config.to_dict())
-        _register_encoding(ws, enc)
-        summary.shards_adopted, _ = reconcile(ws, enc, run_id)
-        with ws.catalog.write() as con:
+    with ws.catalog.write() as con:
+        for row in new_rows:
+            records.upsert_encoding(con, row)
+        total = con.execute("SELECT count(*) FROM core.pieces").fetchall()[0][0]
+        for enc in encs:
+            stage = f"tokenize:{enc.name}"
             pieces = records.pieces_to_tokenize(
                 con, stage, enc.config_hash, ws.config.tokenize.include_near_duplicates
             )
-            total = con.execute("SELECT count(*) FROM core.pieces").fetchall()[0][0]
-            next_index = _next_indexes(records.shard_paths(con, name, enc.config_hash))
-        summary.skipped = int(total) - len(pieces)
-        writer = _Writer(ws, enc, run_id, summary, next_index)
-        writers.append(writer)
-        todo += [(writer, row) for row in pieces]
+            next_index = _next_indexes(records.shard_paths(con, enc.name, enc.config_hash))
+            summary = TokenizeSummary(
+                enc.name,
+                enc.config_hash,
+                run_ids[enc.name],
+                skipped=int(total) - len(pieces),
+                shards_adopted=adopted[enc.name],
+                shard_dir=str(ws.abspath(shard_dir(enc))),
+            )
+            writer = _Writer(ws, enc, run_ids[enc.name], summary, next_index)
+            writers.append(writer)
+            todo += [(writer, row) for row in pieces]
     todo.sort(key=lambda item: item[1][0])  # piece-major: all encodings of a piece together
     if todo:
         _tokenize_all(ws, todo, steps or Steps())
+    pending: list[tuple] = []
     for writer in writers:
         for split in sorted(writer.buffers):
-            writer.flush(split)
+            writer.flush(split, defer=pending)
     with ws.catalog.write() as con:
+        for args in pending:
+            shard_rows(con, *args)
         for writer in writers:
             records.finish_run(con, writer.run_id, "completed", writer.summary.to_dict())
         refresh_shard_views(con, ws.root)  # analysts' in-place views cover the new shards
@@ -379,35 +421,28 @@ def prepare_encoding(ws: Workspace, enc: Encoding) -> Encoding:
     return get_encoding(enc.name, {**params, **trained})
 
 
-def _register_encoding(ws: Workspace, enc: Encoding) -> None:
-    """Save the tokenizer config beside the shards and record it (once: building a MidiTok
-    tokenizer imports torch, which a rerun with nothing to do should not pay for)."""
+def _ensure_config(ws: Workspace, enc: Encoding) -> Path:
+    """Save the tokenizer config beside the shards, once (building a MidiTok tokenizer imports
+    torch, which a rerun with nothing to do should not pay for)."""
     cfg_path = ws.abspath(f"{shard_dir(enc)}/tokenizer.json")
-    with ws.catalog.write() as con:
-        known = con.execute(
-            "SELECT count(*) FROM core.encodings WHERE encoding = ? AND config_hash = ?",
-            [enc.name, enc.config_hash],
-        ).fetchall()[0][0]
-    if known and cfg_path.exists():
-        return
     if not cfg_path.exists():
         atomic_write(cfg_path, lambda tmp: _save_config(enc, tmp))
-    with ws.catalog.write() as con:
-        records.upsert_encoding(
-            con,
-            {
-                "encoding": enc.name,
-                "config_hash": enc.config_hash,
-                "kind": enc.kind,
-                "vocab_size": enc.vocab_size,
-                "config_path": str(cfg_path.relative_to(ws.root)),
-                "config_json": json.dumps(enc.params, sort_keys=True, default=str),
-                "sub_tokens": enc.sub_tokens,
-                "sub_vocab_sizes": enc.sub_vocab_sizes,
-                "lossless": enc.lossless,
-                "paper": enc.paper,
-            },
-        )
+    return cfg_path
+
+
+def _encoding_row(ws: Workspace, enc: Encoding, cfg_path: Path) -> dict[str, Any]:
+    return {
+        "encoding": enc.name,
+        "config_hash": enc.config_hash,
+        "kind": enc.kind,
+        "vocab_size": enc.vocab_size,
+        "config_path": str(cfg_path.relative_to(ws.root)),
+        "config_json": json.dumps(enc.params, sort_keys=True, default=str),
+        "sub_tokens": enc.sub_tokens,
+        "sub_vocab_sizes": enc.sub_vocab_sizes,
+        "lossless": enc.lossless,
+        "paper": enc.paper,
+    }
 
 
 def _tokenize_all(

@@ -184,6 +184,13 @@ def shard_paths(con: duckdb.DuckDBPyConnection, encoding: str, config_hash: str)
     return {r[0] for r in rows}
 
 
+def registered_encodings(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    return {
+        (e, h)
+        for e, h in con.execute("SELECT encoding, config_hash FROM core.encodings").fetchall()
+    }
+
+
 def upsert_encoding(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
     """Record an encoding config once (columns as given: encoding, config_hash, kind, vocab_size,
     config_path, config_json, and optionally sub_tokens, sub_vocab_sizes, lossless, paper)."""
