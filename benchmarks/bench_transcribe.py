@@ -87,7 +87,9 @@ def raw_loop(wavs: list[Path]) -> tuple[float, float, dict[Path, tuple]]:
     return time.perf_counter() - t0, load_s, notes
 
 
-def pipeline(home: Path, folder: Path, workers: int) -> tuple[float, float, float, dict]:
+def pipeline(
+    home: Path, folder: Path, workers: int, threads: int
+) -> tuple[float, float, float, dict]:
     """ingest (decode, no transcription), then the transcribe stage, timed on its own."""
     import numpy as np
     import symusic
@@ -98,7 +100,8 @@ def pipeline(home: Path, folder: Path, workers: int) -> tuple[float, float, floa
     from musicdata.workspace import Workspace
     from schemas.config import Config, TranscribeConfig
 
-    ws = Workspace(home, Config(transcribe=TranscribeConfig(workers=workers)))
+    tcfg = TranscribeConfig(workers=workers, threads_per_worker=threads)
+    ws = Workspace(home, Config(transcribe=tcfg))
     home.mkdir(parents=True)
     t0 = time.perf_counter()
     ingest_paths(ws, [folder], run_id="bench-ingest", transcribe=False)
@@ -124,7 +127,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--demo", type=int, default=10, help="demo scores to add (0: fixtures only)")
     ap.add_argument("--fluidsynth", action="store_true", help="render with FluidSynth")
-    ap.add_argument("--workers", type=int, default=0, help="transcribe workers (0: per core)")
+    ap.add_argument("--workers", type=int, default=1, help="transcribe workers (0: per core)")
+    ap.add_argument("--threads", type=int, default=0, help="TF threads per worker (0: TF's)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-transcribe-") as tmp_s:
         tmp = Path(tmp_s)
@@ -135,7 +139,9 @@ def main() -> None:
         audio_s = sum(sf.info(str(w)).duration for w in pairs)
         wavs = sorted(pairs)
         raw_s, raw_load_s, raw_notes = raw_loop(wavs)
-        stage_s, ingest_s, work_s, pipe_notes = pipeline(tmp / "home", tmp / "audio", args.workers)
+        stage_s, ingest_s, work_s, pipe_notes = pipeline(
+            tmp / "home", tmp / "audio", args.workers, args.threads
+        )
         f1_raw = [score(pairs[w], raw_notes[w])["f1"] for w in wavs]
         f1_pipe = [score(pairs[w], pipe_notes[str(w)])["f1"] for w in wavs]
         f1_off = [score(pairs[w], pipe_notes[str(w)])["f1_with_offsets"] for w in wavs]
@@ -144,6 +150,7 @@ def main() -> None:
         "files": n,
         "audio_s": round(audio_s, 1),
         "renderer": "fluidsynth" if args.fluidsynth else "numpy additive synth",
+        "workers x threads": f"{args.workers or 'per core'} x {args.threads or 'TF default'}",
         "raw_import_and_model_load_s": round(raw_load_s, 2),
         "raw_predict_loop_s": round(raw_s, 2),
         "pipeline_ingest_decode_s (not compared)": round(ingest_s, 2),

@@ -112,10 +112,10 @@ class TranscribeConfig:
     chunk_s: float = 30.0  # long recordings go in chunks (basic-pitch aborts on long files)
     context_s: float = 1.0  # extra audio on each side of a chunk; notes are kept by onset
     batch_windows: int = 32  # model windows (2 s each) per inference call
-    # TensorFlow's own intra-op threading barely helps this model on CPU; one single-threaded
-    # worker per core transcribes ~1.8x faster than one process using every core (measured).
-    workers: int = 0  # 0: one per CPU core
-    threads_per_worker: int = 1  # TensorFlow threads in each worker (0: TensorFlow's default)
+    # One worker using every core measured fastest on 2 cores (its TensorFlow start-up, ~5-9 s,
+    # is paid once); on many-core machines try workers = cores / threads_per_worker.
+    workers: int = 1  # 0: one per CPU core
+    threads_per_worker: int = 0  # TensorFlow threads in each worker (0: TensorFlow's default)
     timeout_s: float = 3600.0  # per recording
     memory_limit_mb: int = 0  # 0: no address-space cap (TensorFlow reserves large virtual areas)
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from musicdata import __version__, progress
 from musicdata.audio.codec import CodecJob, CodecSettings, codec_settings, encode_recording
+from musicdata.audio.codec_table import build_codec_table, read_codes
 from musicdata.catalog import audio as audio_records
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
@@ -29,7 +29,8 @@ from musicdata.fsutil import TMP_SUFFIX, atomic_write, sha256_file
 from musicdata.isolate import Failure, IsolatedPool
 from musicdata.shards import WrittenShard, read_shard_metadata, write_shard
 from musicdata.workspace import Workspace
-from schemas.shards import SHARD_FORMAT_VERSION, codec_codes, with_metadata
+
+__all__ = ["CodecSummary", "Steps", "encode_batch", "read_codes", "tokenize_codec"]
 
 _PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
 
@@ -76,60 +77,6 @@ class Steps:
 
 def shard_dir(s: CodecSettings) -> str:
     return f"shards/{s.name}/{s.config_hash}"
-
-
-def build_codec_table(rows: list[tuple[str, np.ndarray]], split: str, s: CodecSettings) -> pa.Table:
-    """rows of (recording_id, codes [K, T]) -> a table in the codec_codes schema, sorted by id."""
-    rows = sorted(rows, key=lambda r: r[0])
-    k = s.n_codebooks
-    schema = codec_codes(k)
-    lengths = np.array([c.shape[1] for _, c in rows], np.int32)
-    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32)
-    flat = np.concatenate([c.T.reshape(-1) for _, c in rows]).astype(np.int16)
-    frames = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.int16()), k)
-    tokens = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), frames)
-    n = len(rows)
-    table = pa.Table.from_arrays(
-        [
-            pa.array([r[0] for r in rows], pa.string()),
-            pa.array([split] * n, pa.string()),
-            pa.array(lengths, pa.int32()),
-            tokens.cast(schema.field("tokens").type),
-            pa.array([s.config_hash] * n, pa.string()),
-        ],
-        schema=schema,
-    )
-    meta = with_metadata(
-        schema,
-        encoding=s.name,
-        config_hash=s.config_hash,
-        kind="codec",
-        split=split,
-        shard_format=SHARD_FORMAT_VERSION,
-        code_version=__version__,
-        frame_rate=s.frame_rate,
-        n_codebooks=k,
-        codebook_size=s.codebook_size,
-        sample_rate=s.sample_rate,
-        bandwidth=s.bandwidth,
-        trained=str(s.trained).lower(),
-        layout="tokens[t][k]: frames x codebooks; transpose for [K, T]",
-    )
-    return table.replace_schema_metadata(meta.metadata)
-
-
-def read_codes(path: Path) -> dict[str, np.ndarray]:
-    """recording_id -> codes [K, T] int16 from one codec shard."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    k = int(read_shard_metadata(path)["n_codebooks"])
-    out = {}
-    for rid, tokens in zip(
-        table.column("piece_id").to_pylist(), table.column("tokens").to_pylist(), strict=True
-    ):
-        out[rid] = np.asarray(tokens, np.int16).reshape(-1, k).T
-    return out
 
 
 def _record_shard(

@@ -1,10 +1,11 @@
 """basic-pitch transcription of one recording into a MIDI file; runs inside an isolated worker.
 
 The model is loaded once per worker process and reused for every recording it gets. A recording is
-transcribed in chunks (`transcribe.chunk_s`, 30 s by default: basic-pitch's whole-file path aborts
-on long files), each read with `context_s` of audio either side; a note belongs to the chunk its
-onset falls in, so no note is lost or doubled at a boundary. Inside a chunk the model's 2 s
-windows (basic-pitch's own windowing and overlap trimming) go through the model in batches.
+transcribed `transcribe.chunk_s` (30 s) at a time: basic-pitch's whole-file path aborts on long
+files. The model runs once per window of basic-pitch's own window grid over the whole file, so its
+outputs are those of one pass (with one chunk the notes are exactly `predict()`'s); notes are
+assembled per chunk from its frames plus `context_s` of frames either side and kept by the chunk
+their onset falls in, so no note is lost or doubled at a boundary, and memory stays bounded.
 """
 
 from __future__ import annotations
@@ -32,9 +33,18 @@ _HOP = _WIN - _N_OVERLAP * 256  # window hop in samples
 
 
 def model_path(cfg: TranscribeConfig) -> str:
-    import basic_pitch
+    """The configured model, else basic-pitch's bundled one (basic_pitch.ICASSP_2022_MODEL_PATH),
+    found without importing basic_pitch: that imports TensorFlow, which only workers need."""
+    if cfg.model_path:
+        return cfg.model_path
+    import importlib.util
 
-    return cfg.model_path or str(basic_pitch.ICASSP_2022_MODEL_PATH)
+    spec = importlib.util.find_spec("basic_pitch")
+    if spec is None or not spec.submodule_search_locations:
+        msg = "basic-pitch is not installed; pip install basic-pitch==0.4.0"
+        raise ModuleNotFoundError(msg)
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return str(root / "saved_models" / "icassp_2022" / "nmp")
 
 
 def model_id(cfg: TranscribeConfig) -> str:

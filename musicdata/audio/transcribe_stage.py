@@ -200,9 +200,9 @@ def record_transcriptions(
                         "created_at": t,
                     }
                 )
-                edges.append(
+                edges.extend(
                     {
-                        "src_id": f"audio:{sha}",
+                        "src_id": src,  # the recording, and the model that transcribed it
                         "dst_id": f"piece:{pid}",
                         "stage": STAGE,
                         "config_hash": phash,
@@ -210,6 +210,7 @@ def record_transcriptions(
                         "run_id": run_id,
                         "created_at": t,
                     }
+                    for src in (f"audio:{sha}", f"model:{mid}")
                 )
             elif r["status"] == "no_notes":
                 summary.no_notes += 1

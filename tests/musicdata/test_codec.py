@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from conftest import FIXTURES
-from typer.testing import CliRunner
 
 from musicdata.audio.codec import (
     CodecUnavailable,
@@ -28,26 +28,28 @@ from musicdata.shards import read_shard_metadata
 from musicdata.workspace import Workspace
 from schemas.config import CodecConfig
 
+# Hub ids that exist nowhere, so no test depends on what this machine's hub cache holds.
+NO_WEIGHTS = CodecConfig(model_32k="nobody/no-such-encodec-32k", model_24k="nobody/no-such-24k")
+
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test may download anything: the hub is off and its cache is an empty folder."""
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may download anything."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
 
 
 def test_offline_without_weights_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CodecUnavailable, match="--allow-untrained"):
-        codec_settings("encodec-32k", CodecConfig(), allow_untrained=False)
+        codec_settings("encodec-32k", NO_WEIGHTS, allow_untrained=False)
     missing = CodecConfig(model_24k=str(tmp_path / "nothing-here"))
     with pytest.raises(CodecUnavailable, match="nothing-here"):
         codec_settings("encodec-24k", missing, allow_untrained=False)
     with pytest.raises(ValueError, match="unknown codec"):
-        codec_settings("encodec-48k", CodecConfig(), allow_untrained=True)
+        codec_settings("encodec-48k", NO_WEIGHTS, allow_untrained=True)
 
 
 def test_settings_follow_the_papers() -> None:
-    s32 = codec_settings("encodec-32k", CodecConfig(), allow_untrained=True)
+    s32 = codec_settings("encodec-32k", NO_WEIGHTS, allow_untrained=True)
     assert (s32.sample_rate, s32.frame_rate, s32.n_codebooks, s32.codebook_size) == (
         32000,
         50,
@@ -56,16 +58,20 @@ def test_settings_follow_the_papers() -> None:
     )
     assert not s32.trained
     for bw, k in ((1.5, 2), (6.0, 8), (24.0, 32)):
-        s24 = codec_settings("encodec-24k", CodecConfig(bandwidth_24k=bw), allow_untrained=True)
+        cfg = dataclasses.replace(NO_WEIGHTS, bandwidth_24k=bw)
+        s24 = codec_settings("encodec-24k", cfg, allow_untrained=True)
         assert (s24.sample_rate, s24.frame_rate, s24.n_codebooks) == (24000, 75, k)
     with pytest.raises(ValueError, match="bandwidth_24k"):
-        codec_settings("encodec-24k", CodecConfig(bandwidth_24k=5.0), allow_untrained=True)
-    other = codec_settings("encodec-32k", CodecConfig(chunk_s=10.0), allow_untrained=True)
+        bad = dataclasses.replace(NO_WEIGHTS, bandwidth_24k=5.0)
+        codec_settings("encodec-24k", bad, allow_untrained=True)
+    ten = dataclasses.replace(NO_WEIGHTS, chunk_s=10.0)
+    other = codec_settings("encodec-32k", ten, allow_untrained=True)
     assert other.config_hash != s32.config_hash
 
 
 def test_encode_chunks_batches_and_decodes() -> None:
-    s = codec_settings("encodec-32k", CodecConfig(chunk_s=0.2, batch_size=2), allow_untrained=True)
+    cfg = dataclasses.replace(NO_WEIGHTS, chunk_s=0.2, batch_size=2)
+    s = codec_settings("encodec-32k", cfg, allow_untrained=True)
     model = load_model(s)
     assert load_model(s) is model  # once per process
     audio = render_midi(FIXTURES / "folk_6_8.mid", 32000)[: 32000 + 123]
@@ -81,7 +87,7 @@ def test_encode_chunks_batches_and_decodes() -> None:
 
 def test_weights_from_a_local_folder(tmp_path: Path) -> None:
     """A local folder (config.json + safetensors) is used as trained weights, offline."""
-    untrained = codec_settings("encodec-32k", CodecConfig(), allow_untrained=True)
+    untrained = codec_settings("encodec-32k", NO_WEIGHTS, allow_untrained=True)
     load_model(untrained).save_pretrained(tmp_path / "enc32")
     cfg = CodecConfig(model_32k=str(tmp_path / "enc32"))
     s = codec_settings("encodec-32k", cfg, allow_untrained=False)
@@ -93,6 +99,7 @@ def test_weights_from_a_local_folder(tmp_path: Path) -> None:
 
 
 def test_codec_shards_in_the_catalog(ws: Workspace, tmp_path: Path) -> None:
+    ws = dataclasses.replace(ws, config=dataclasses.replace(ws.config, codec=NO_WEIGHTS))
     d = tmp_path / "rec"
     d.mkdir()
     sf.write(d / "folk.wav", render_midi(FIXTURES / "folk_6_8.mid", 22050)[: 22050 * 3], 22050)
@@ -136,10 +143,28 @@ def test_codec_shards_in_the_catalog(ws: Workspace, tmp_path: Path) -> None:
 
 
 def test_cli_refuses_codec_without_weights(tmp_path: Path) -> None:
-    from musicdata.cli import app
+    """Before any work (and before Prefect starts), with the setting and the flag named."""
+    import subprocess
+    import sys
 
-    res = CliRunner().invoke(
-        app, ["--home", str(tmp_path / "h"), "tokenize", "--encoding", "encodec-32k"]
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "musicdata.toml").write_text(f'[codec]\nmodel_32k = "{NO_WEIGHTS.model_32k}"\n')
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "musicdata.cli",
+            "--home",
+            str(home),
+            "tokenize",
+            "-e",
+            "encodec-32k",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"},
     )
-    assert res.exit_code == 2
-    assert "allow-untrained" in res.output
+    assert res.returncode == 2
+    assert "codec.model_32k" in res.stderr and "--allow-untrained" in res.stderr
