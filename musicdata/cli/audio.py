@@ -47,6 +47,23 @@ def check_codecs(ws: Workspace, names: list[str], allow_untrained: bool) -> None
             fail(escape(str(exc)))
 
 
+def usable_codecs(
+    ws: Workspace, names: list[str] | tuple[str, ...], allow_untrained: bool
+) -> tuple[list[str], dict[str, str]]:
+    """Split codec names into those with weights (or allowed untrained) and the others, with
+    the reason: what `tokenize --all` runs and what it reports as skipped."""
+    from musicdata.audio.codec import CodecUnavailable, codec_settings
+
+    usable, skipped = [], {}
+    for name in names:
+        try:
+            codec_settings(name, ws.config.codec, allow_untrained=allow_untrained)
+            usable.append(name)
+        except (CodecUnavailable, ValueError) as exc:
+            skipped[name] = str(exc)
+    return usable, skipped
+
+
 def run_codec_tokenize(ws: Workspace, names: list[str], allow_untrained: bool) -> list[dict]:
     """`tokenize --encoding encodec-*`: check weights, then run the codec flow."""
     check_codecs(ws, names, allow_untrained)

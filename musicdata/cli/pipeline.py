@@ -70,7 +70,11 @@ def tokenize(
         list[str] | None, typer.Option("--encoding", "-e", help="Encoding name; repeatable.")
     ] = None,
     all_encodings: Annotated[
-        bool, typer.Option("--all", help="Every registered encoding.")
+        bool,
+        typer.Option(
+            "--all",
+            help="Every paper encoding, plus the codecs that have weights (or --allow-untrained).",
+        ),
     ] = False,
     as_json: JsonOpt = False,
     allow_untrained: Annotated[
@@ -83,7 +87,7 @@ def tokenize(
 ) -> None:
     """Tokenize every ingested piece into Parquet shards (resumable; reruns do only new work);
     encodec-32k / encodec-24k encode every recording into audio-code shards."""
-    from musicdata.cli.audio import CODEC_NAMES, check_codecs, run_codec_tokenize
+    from musicdata.cli.audio import CODEC_NAMES, check_codecs, run_codec_tokenize, usable_codecs
     from musicdata.encodings import REGISTRY, available
 
     known = [*available(), *CODEC_NAMES]
@@ -99,16 +103,20 @@ def tokenize(
 
     progress.enable(not as_json)
     ws = workspace()
+    skipped_codecs: dict[str, str] = {}
+    if all_encodings:  # --all takes the codecs it can run and says why it left the others out
+        codecs, skipped_codecs = usable_codecs(ws, CODEC_NAMES, allow_untrained)
     check_codecs(ws, codecs, allow_untrained)
     t0 = time.perf_counter()
     results = tokenize_flow(names, str(ws.root), config_arg(ws)) if names else []
     results += run_codec_tokenize(ws, codecs, allow_untrained) if codecs else []
     summary = {
         "encodings": results,
+        "skipped_codecs": skipped_codecs,
         "seconds": round(time.perf_counter() - t0, 2),
         "home": str(ws.root),
     }
-    lines = [
+    lines = [f"skipped {n}: {why}" for n, why in skipped_codecs.items()] + [
         f"tokenize {r['encoding']}: {r['tokenized']} pieces -> {r['shards_written']} shards "
         f"({r['tokens']} tokens), {r['quarantined']} quarantined, {r['skipped']} skipped; "
         f"shards in {r['shard_dir']}"
