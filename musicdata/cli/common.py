@@ -66,7 +66,8 @@ def emit(summary: dict[str, Any], as_json: bool, *human: Any) -> None:
     if as_json:
         sys.stdout.write(json.dumps(summary, default=json_default, sort_keys=True) + "\n")
         return
-    out = Console(soft_wrap=True)
+    # piped output is not cut to 80 columns: tables stay whole in files and CI logs
+    out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
     for item in human:
         out.print(item)
 

@@ -181,5 +181,8 @@ def demo(
         "Try:",
         f'  musicdata --home {ws.root} catalog sql "{EXAMPLE_QUERY}"',
         f'  musicdata --home {ws.root} catalog sql "{QUARANTINE_QUERY}"',
+        f"  musicdata --home {ws.root} encodings compare",
+        f"  musicdata --home {ws.root} catalog lineage {files[0]} --downstream",
+        f"  musicdata --home {ws.root} report",
         f'  python -c "{py_query}"',
     )
