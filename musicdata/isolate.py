@@ -168,3 +168,21 @@ class IsolatedPool:
                 if result is not None:
                     remaining -= 1
                     yield job, result
+
+    def map_records(
+        self, items: Sequence[Any], ident: Callable[[int], dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Run every item and return the workers' record dicts, a Failure turned into a
+        quarantine record: `ident(i)` (the item's key fields) + status, reason, detail. Every
+        stage that parses untrusted input reports failures the same way through this."""
+        out = []
+        for i, res in self.map_unordered(items):
+            if isinstance(res, Failure):
+                res = {
+                    **ident(i),
+                    "status": "quarantined",
+                    "reason": res.reason,
+                    "detail": res.detail,
+                }
+            out.append(res)
+        return out

@@ -22,7 +22,7 @@ from musicdata.encodings import Encoding, get_encoding
 from musicdata.encodings.fidelity import Fidelity
 from musicdata.encodings.worker import TokenizeJob, tokenize_piece
 from musicdata.fsutil import TMP_SUFFIX, atomic_write, sha256_file
-from musicdata.isolate import Failure, IsolatedPool
+from musicdata.isolate import IsolatedPool
 from musicdata.shards import ShardRow, WrittenShard, build_table, read_shard_metadata, write_shard
 from musicdata.workspace import Workspace
 
@@ -49,17 +49,9 @@ class TokenizeSummary:
 
 def tokenize_batch(pool: IsolatedPool, jobs: list[TokenizeJob]) -> list[dict[str, Any]]:
     """Tokenize pieces in isolated workers; one record per piece, sorted by piece id."""
-    out = []
-    for i, res in pool.map_unordered(jobs):
-        if isinstance(res, Failure):
-            res = {
-                "piece_id": jobs[i].piece_id,
-                "encoding": jobs[i].encoding,
-                "status": "quarantined",
-                "reason": res.reason,
-                "detail": res.detail,
-            }
-        out.append(res)
+    out = pool.map_records(
+        jobs, lambda i: {"piece_id": jobs[i].piece_id, "encoding": jobs[i].encoding}
+    )
     return sorted(out, key=lambda r: (r["piece_id"], r["encoding"]))
 
 
@@ -178,15 +170,19 @@ def record_shard(
 
 def shard_rows(
     con: Any,
-    enc: Encoding,
+    enc: Encoding | Any,
     rel: str,
     split: str,
     written: WrittenShard,
     lengths: dict[str, int],
     run_id: str,
     fidelity: dict[str, Fidelity] | None = None,
+    *,
+    sources: list[str] | None = None,
 ) -> None:
-    """The inserts of `record_shard`, inside the caller's transaction."""
+    """The inserts of `record_shard`, inside the caller's transaction. Any stage that writes
+    token shards uses it (`enc` needs `name` and `config_hash`): `lengths` are tokens per row,
+    `sources` the lineage nodes of the rows (default `piece:<id>`)."""
     stage = f"tokenize:{enc.name}"
     shard_id = f"{enc.name}:{enc.config_hash}:{split}:{Path(rel).stem.split('-')[1]}"
     t = now()
@@ -201,7 +197,7 @@ def shard_rows(
                 "split": split,
                 "path": rel,
                 "n_rows": written.n_rows,
-                "n_tokens": written.n_tokens,
+                "n_tokens": sum(lengths.values()),
                 "size_bytes": written.size_bytes,
                 "file_sha256": written.file_sha256,
                 "run_id": run_id,
@@ -230,7 +226,8 @@ def shard_rows(
             for p in lengths
         ],
     )
-    sources = [f"piece:{p}" for p in lengths] + [f"encoding:{enc.name}@{enc.config_hash}"]
+    sources = [*(sources or [f"piece:{p}" for p in lengths])]
+    sources.append(f"encoding:{enc.name}@{enc.config_hash}")
     edges = [
         {
             "src_id": src,

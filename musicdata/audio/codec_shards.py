@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ from musicdata.catalog import audio as audio_records
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
 from musicdata.fsutil import TMP_SUFFIX, atomic_write, sha256_file
-from musicdata.isolate import Failure, IsolatedPool
+from musicdata.isolate import IsolatedPool
 from musicdata.shards import WrittenShard, read_shard_metadata, write_shard
+from musicdata.tokenize import TokenizeSummary, shard_rows
 from musicdata.workspace import Workspace
 
 __all__ = ["CodecSummary", "Steps", "encode_batch", "read_codes", "tokenize_codec"]
@@ -36,37 +37,14 @@ _PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
 
 
 @dataclass
-class CodecSummary:
-    encoding: str
-    config_hash: str
-    run_id: str
-    trained: bool
-    tokenized: int = 0
-    quarantined: int = 0
-    skipped: int = 0
-    shards_written: int = 0
-    shards_adopted: int = 0
-    tokens: int = 0
+class CodecSummary(TokenizeSummary):
+    trained: bool = False
     frames: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-    shard_dir: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def encode_batch(pool: IsolatedPool, jobs: list[CodecJob]) -> list[dict[str, Any]]:
     """Encode recordings in isolated workers (model loaded once per worker), sorted by id."""
-    out = []
-    for i, res in pool.map_unordered(jobs):
-        if isinstance(res, Failure):
-            res = {
-                "piece_id": jobs[i].recording_id,
-                "status": "quarantined",
-                "reason": res.reason,
-                "detail": res.detail,
-            }
-        out.append(res)
+    out = pool.map_records(jobs, lambda i: {"piece_id": jobs[i].recording_id})
     return sorted(out, key=lambda r: r["piece_id"])
 
 
@@ -89,71 +67,11 @@ def _record_shard(
     shas: dict[str, str],
     run_id: str,
 ) -> None:
-    stage = f"tokenize:{s.name}"
-    shard_id = f"{s.name}:{s.config_hash}:{split}:{Path(rel).stem.split('-')[1]}"
-    t = now()
+    """The tokenize stage's shard rows: tokens = frames x codebooks, lineage from `audio:`."""
+    tokens = {r: n * s.n_codebooks for r, n in frames.items()}
+    audio = [f"audio:{shas[r]}" for r in frames]
     with ws.catalog.write() as con:
-        records.insert_rows(
-            con,
-            "shards",
-            [
-                {
-                    "shard_id": shard_id,
-                    "encoding": s.name,
-                    "config_hash": s.config_hash,
-                    "split": split,
-                    "path": rel,
-                    "n_rows": written.n_rows,
-                    "n_tokens": sum(frames.values()) * s.n_codebooks,
-                    "size_bytes": written.size_bytes,
-                    "file_sha256": written.file_sha256,
-                    "run_id": run_id,
-                    "created_at": t,
-                }
-            ],
-        )
-        records.insert_rows(
-            con,
-            "shard_pieces",
-            [
-                {"shard_id": shard_id, "piece_id": r, "n_tokens": n * s.n_codebooks}
-                for r, n in frames.items()
-            ],
-        )
-        records.insert_rows(
-            con,
-            "stage_results",
-            [
-                {
-                    "stage": stage,
-                    "input_id": r,
-                    "config_hash": s.config_hash,
-                    "status": "ok",
-                    "output_id": shard_id,
-                    "run_id": run_id,
-                    "created_at": t,
-                }
-                for r in frames
-            ],
-        )
-        srcs = [f"audio:{shas[r]}" for r in frames] + [f"encoding:{s.name}@{s.config_hash}"]
-        records.insert_rows(
-            con,
-            "lineage_edges",
-            [
-                {
-                    "src_id": src,
-                    "dst_id": f"shard:{shard_id}",
-                    "stage": stage,
-                    "config_hash": s.config_hash,
-                    "code_version": __version__,
-                    "run_id": run_id,
-                    "created_at": t,
-                }
-                for src in srcs
-            ],
-            on_conflict_nothing=True,
-        )
+        shard_rows(con, s, rel, split, written, tokens, run_id, sources=audio)
 
 
 def _register(ws: Workspace, s: CodecSettings) -> None:
@@ -228,7 +146,7 @@ def tokenize_codec(
     cfg = ws.config.codec
     s = codec_settings(name, cfg, allow_untrained=allow_untrained)
     summary = CodecSummary(
-        name, s.config_hash, run_id, s.trained, shard_dir=str(ws.abspath(shard_dir(s)))
+        name, s.config_hash, run_id, trained=s.trained, shard_dir=str(ws.abspath(shard_dir(s)))
     )
     stage = f"tokenize:{name}"
     with ws.catalog.write() as con:

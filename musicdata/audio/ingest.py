@@ -17,7 +17,7 @@ from musicdata.catalog import records
 from musicdata.catalog.connection import now
 from musicdata.ingest.discover import Candidate
 from musicdata.ingest.split import assign_split
-from musicdata.isolate import Failure, IsolatedPool
+from musicdata.isolate import IsolatedPool
 from musicdata.workspace import Workspace
 from schemas.config import config_hash
 
@@ -46,22 +46,13 @@ def parse_audio_batch(ws: Workspace, shas: list[str]) -> list[dict[str, Any]]:
         )
         for sha in shas
     ]
-    out: list[dict[str, Any]] = []
     with IsolatedPool(
         inspect_audio,
         workers=cfg.workers,
         timeout_s=cfg.timeout_s,
         memory_limit_mb=cfg.memory_limit_mb,
     ) as pool:
-        for i, result in pool.map_unordered(jobs):
-            if isinstance(result, Failure):
-                result = {
-                    "sha256": shas[i],
-                    "status": "quarantined",
-                    "reason": result.reason,
-                    "detail": result.detail,
-                }
-            out.append(result)
+        out = pool.map_records(jobs, lambda i: {"sha256": shas[i]})
     return sorted(out, key=lambda r: r["sha256"])
 
 

@@ -27,7 +27,7 @@ from musicdata.catalog import audio as audio_records
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
 from musicdata.ingest.pipeline import ingest_config_hash, piece_id_for
-from musicdata.isolate import Failure, IsolatedPool
+from musicdata.isolate import IsolatedPool
 from musicdata.workspace import Workspace
 
 STAGE = "transcribe"
@@ -58,20 +58,8 @@ class TranscribeSummary:
 
 def transcribe_batch(pool: IsolatedPool, jobs: list[TranscribeJob]) -> list[dict[str, Any]]:
     """Transcribe recordings in isolated workers (model loaded once per worker), sorted by sha."""
-    out = []
-    for i, res in pool.map_unordered(jobs):
-        if isinstance(res, Failure):
-            res = {
-                "sha256": jobs[i].sha256,
-                "status": "quarantined",
-                "reason": res.reason,
-                "detail": res.detail,
-                "n_notes": 0,
-                "n_chunks": 0,
-                "audio_s": 0.0,
-                "seconds": 0.0,
-            }
-        out.append(res)
+    empty = {"n_notes": 0, "n_chunks": 0, "audio_s": 0.0, "seconds": 0.0}
+    out = pool.map_records(jobs, lambda i: {"sha256": jobs[i].sha256, **empty})
     return sorted(out, key=lambda r: r["sha256"])
 
 
