@@ -84,15 +84,32 @@ def parse_batch(ws: Workspace, shas: list[str]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["sha256"])
 
 
-def record_batch(
+@dataclass(frozen=True)
+class InputKind:
+    """How one kind of input is recorded after its isolated parse: MIDI files become pieces,
+    audio files recordings (musicdata.audio.ingest). Same rules for both: exact duplicates by
+    sha256, near duplicates by content hash share the canonical split, one short transaction."""
+
+    stage: str
+    table: str  # core.<table>: pieces | recordings
+    id_column: str
+    make_id: Callable[[str], str]  # sha256 -> piece_id / recording_id
+    node: Callable[[str, str], str]  # (sha256, id) -> lineage node of the output
+    canonical: Callable[[Any, list[str]], dict[str, tuple[str, str]]]  # content hash -> (id, split)
+    file_kind: str | None = None  # core.files.kind; None: the candidate's own kind
+    count_as: str | None = None  # an extra counter for ok outputs (e.g. "recordings")
+
+
+def record_inputs(
     ws: Workspace,
     run_id: str,
     files: list[Candidate],
     parsed: list[dict[str, Any]],
     rejected: list[Rejected],
+    kind: InputKind,
+    chash: str,
 ) -> dict[str, Any]:
     """Write one batch's outcome in one short transaction; returns counts for the summary."""
-    chash = ingest_config_hash(ws)
     by_sha = {r["sha256"]: r for r in parsed}
     counts: dict[str, Any] = {
         "ok": 0,
@@ -100,9 +117,10 @@ def record_batch(
         "duplicates": 0,
         "near_duplicates": 0,
         "reasons": {},
+        **({kind.count_as: 0} if kind.count_as else {}),
     }
     t = now()
-    file_rows, piece_rows, quarantine_rows, result_rows, edges = [], [], [], [], []
+    file_rows, out_rows, quarantine_rows, result_rows, edges = [], [], [], [], []
 
     def quarantine(path: str, sha: str | None, reason: str, detail: str, stage: str) -> None:
         quarantine_rows.append(
@@ -118,13 +136,22 @@ def record_batch(
             }
         )
 
+    def result(sha: str, status: str, out: str | None) -> dict[str, Any]:
+        return {
+            "stage": kind.stage,
+            "input_id": sha,
+            "config_hash": chash,
+            "status": status,
+            "output_id": out,
+            "run_id": run_id,
+            "created_at": t,
+        }
+
     with ws.catalog.write() as con:
         shas = sorted({f.sha256 for f in files})
-        done = records.stage_status(con, STAGE, chash, shas)
+        done = records.stage_status(con, kind.stage, chash, shas)
         first_path = records.first_paths(con, shas)
-        canon = records.canonical_pieces(
-            con, [r["content_hash"] for r in parsed if r["status"] == "ok"]
-        )
+        canon = kind.canonical(con, [r["content_hash"] for r in parsed if r["status"] == "ok"])
         for f in files:  # sorted by path: the first path of new bytes is the one parsed
             dup_of = first_path.get(f.sha256)
             file_rows.append(
@@ -132,7 +159,7 @@ def record_batch(
                     "path": f.path,
                     "sha256": f.sha256,
                     "size_bytes": f.size,
-                    "kind": f.kind,
+                    "kind": kind.file_kind or f.kind,
                     "archive": f.archive,
                     "exact_duplicate_of": dup_of,
                     "run_id": run_id,
@@ -148,36 +175,31 @@ def record_batch(
                     reason, detail = (
                         (rec["reason"], rec["detail"])
                         if rec
-                        else records.quarantine_reason(con, f.sha256, STAGE)
+                        else records.quarantine_reason(con, f.sha256, kind.stage)
                     )
-                    quarantine(
-                        f.path,
-                        f.sha256,
-                        reason,
-                        f"same bytes as a quarantined file: {detail}",
-                        STAGE,
-                    )
+                    detail = f"same bytes as a quarantined file: {detail}"
+                    quarantine(f.path, f.sha256, reason, detail, kind.stage)
                 continue
             rec = by_sha[f.sha256]
             if rec["status"] != "ok":
                 counts["quarantined"] += 1
                 counts["reasons"][rec["reason"]] = counts["reasons"].get(rec["reason"], 0) + 1
-                quarantine(f.path, f.sha256, rec["reason"], rec["detail"], STAGE)
-                result_rows.append(_result(f.sha256, chash, "quarantined", None, run_id, t))
+                quarantine(f.path, f.sha256, rec["reason"], rec["detail"], kind.stage)
+                result_rows.append(result(f.sha256, "quarantined", None))
                 done[f.sha256] = ("quarantined", None)
                 continue
-            pid = piece_id_for(f.sha256)
+            oid = kind.make_id(f.sha256)
             near = canon.get(rec["content_hash"])
             if near is None:
                 split = assign_split(rec["content_hash"], ws.config.split)
-                canon[rec["content_hash"]] = (pid, split)
+                canon[rec["content_hash"]] = (oid, split)
             else:
                 counts["near_duplicates"] += 1
                 split = near[1]
             meta = {k: v for k, v in rec.items() if k not in ("sha256", "status")}
-            piece_rows.append(
+            out_rows.append(
                 {
-                    "piece_id": pid,
+                    kind.id_column: oid,
                     "sha256": f.sha256,
                     "split": split,
                     "near_duplicate_of": near[0] if near else None,
@@ -188,42 +210,53 @@ def record_batch(
                     "created_at": t,
                 }
             )
-            result_rows.append(_result(f.sha256, chash, "ok", pid, run_id, t))
+            result_rows.append(result(f.sha256, "ok", oid))
             edges.append(
                 {
                     "src_id": f"file:{f.sha256}",
-                    "dst_id": f"piece:{pid}",
-                    "stage": STAGE,
+                    "dst_id": kind.node(f.sha256, oid),
+                    "stage": kind.stage,
                     "config_hash": chash,
                     "code_version": __version__,
                     "run_id": run_id,
                     "created_at": t,
                 }
             )
-            done[f.sha256] = ("ok", pid)
+            done[f.sha256] = ("ok", oid)
             counts["ok"] += 1
+            if kind.count_as:
+                counts[kind.count_as] += 1
         for r in rejected:
             counts["quarantined"] += 1
             counts["reasons"][r.reason] = counts["reasons"].get(r.reason, 0) + 1
             quarantine(r.path, r.sha256, r.reason, r.detail, r.stage)
         records.insert_rows(con, "files", file_rows)
-        records.insert_rows(con, "pieces", piece_rows, on_conflict_nothing=True)
+        records.insert_rows(con, kind.table, out_rows, on_conflict_nothing=True)
         records.insert_rows(con, "quarantine", quarantine_rows)
         records.insert_rows(con, "stage_results", result_rows)
         records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
     return counts
 
 
-def _result(sha: str, chash: str, status: str, out: str | None, run_id: str, t: Any) -> dict:
-    return {
-        "stage": STAGE,
-        "input_id": sha,
-        "config_hash": chash,
-        "status": status,
-        "output_id": out,
-        "run_id": run_id,
-        "created_at": t,
-    }
+MIDI = InputKind(
+    stage=STAGE,
+    table="pieces",
+    id_column="piece_id",
+    make_id=lambda sha: piece_id_for(sha),
+    node=lambda sha, pid: f"piece:{pid}",
+    canonical=records.canonical_pieces,
+)
+
+
+def record_batch(
+    ws: Workspace,
+    run_id: str,
+    files: list[Candidate],
+    parsed: list[dict[str, Any]],
+    rejected: list[Rejected],
+) -> dict[str, Any]:
+    """Record a batch of parsed MIDI files (and the batch's rejected inputs)."""
+    return record_inputs(ws, run_id, files, parsed, rejected, MIDI, ingest_config_hash(ws))
 
 
 def _parse_audio(ws: Workspace, shas: list[str]) -> list[dict[str, Any]]:
