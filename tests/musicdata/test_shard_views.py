@@ -188,14 +188,20 @@ def _reader(root: str, done: mp.Event, queue: mp.Queue) -> None:
     cat = Catalog(Path(root) / "catalog.duckdb", lock_timeout_s=30)
     seen, during = [], 0
     end = time.monotonic() + 90
-    while time.monotonic() < end and not (done.is_set() and len(seen) >= 3):
-        writing = not done.is_set()
+
+    def read() -> None:
         rows = cat.query("SELECT coalesce(sum(pieces), 0)::BIGINT AS n FROM token_length_stats")
         seen.append(rows.to_pylist()[0]["n"])
         with cat.read() as con:
             shard = con.execute("SELECT min(dst_id) FROM lineage WHERE stage LIKE 'tok%'")
             assert lineage(con, shard.fetchall()[0][0], "upstream").edges
+
+    while time.monotonic() < end and not (done.is_set() and len(seen) >= 3):
+        writing = not done.is_set()
+        read()
         during += writing
+    done.wait(90)
+    read()  # once the writer is done, the reader sees everything it wrote
     queue.put((seen, during))
 
 
