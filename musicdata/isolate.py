@@ -85,6 +85,14 @@ class IsolatedPool:
         self._ctx.set_forkserver_preload(list(PRELOAD))
         self._slots: list[_Slot] = []
 
+    @classmethod
+    def configured(cls, fn: Callable[[Any], Any], cfg: Any) -> IsolatedPool:
+        """A pool sized and limited by a stage's config section (`workers`, `timeout_s`,
+        `memory_limit_mb`: [ingest], [audio], [transcribe], [codec], [tokenize])."""
+        return cls(
+            fn, workers=cfg.workers, timeout_s=cfg.timeout_s, memory_limit_mb=cfg.memory_limit_mb
+        )
+
     def _spawn(self) -> _Slot:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(

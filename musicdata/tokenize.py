@@ -26,7 +26,7 @@ from musicdata.isolate import IsolatedPool
 from musicdata.shards import ShardRow, WrittenShard, build_table, read_shard_metadata, write_shard
 from musicdata.workspace import Workspace
 
-_PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
+PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
 
 
 @dataclass
@@ -144,11 +144,12 @@ class _Writer:
                 records.insert_rows(con, "stage_results", done)
 
 
-def shard_dir(enc: Encoding) -> str:
+def shard_dir(enc: Encoding | Any) -> str:
+    """Where an encoding config's shards live (`enc` needs `name` and `config_hash`)."""
     return f"shards/{enc.name}/{enc.config_hash}"
 
 
-def shard_relpath(enc: Encoding, split: str, idx: int) -> str:
+def shard_relpath(enc: Encoding | Any, split: str, idx: int) -> str:
     return f"{shard_dir(enc)}/{split}/part-{idx:05d}.parquet"
 
 
@@ -262,17 +263,12 @@ def shard_rows(
     )
 
 
-def reconcile(
-    ws: Workspace, enc: Encoding, run_id: str, known: set[str] | None = None
-) -> tuple[int, int]:
+def reconcile(ws: Workspace, enc: Encoding, run_id: str, known: set[str]) -> tuple[int, int]:
     """Adopt whole shards a crash left without catalog rows, delete the rest: (adopted, deleted).
-    `known`: the shard paths the catalog has for this config (read here when not given)."""
+    `known`: the shard paths the catalog has for this config."""
     root = ws.abspath(shard_dir(enc))
     if not root.exists():
         return 0, 0
-    if known is None:
-        with ws.catalog.write() as con:
-            known = records.shard_paths(con, enc.name, enc.config_hash)
     adopted = deleted = 0
     for path in sorted(root.rglob("*")):
         if not path.is_file() or path.name == "tokenizer.json":
@@ -280,7 +276,7 @@ def reconcile(
         rel = str(path.relative_to(ws.root))
         if rel in known:
             continue
-        if path.name.endswith(TMP_SUFFIX) or not _PART_RE.match(path.name):
+        if path.name.endswith(TMP_SUFFIX) or not PART_RE.match(path.name):
             path.unlink()
             deleted += 1
             continue
@@ -368,7 +364,7 @@ def tokenize_encodings(
             pieces = records.pieces_to_tokenize(
                 con, stage, enc.config_hash, ws.config.tokenize.include_near_duplicates
             )
-            next_index = _next_indexes(records.shard_paths(con, enc.name, enc.config_hash))
+            next_index = next_indexes(records.shard_paths(con, enc.name, enc.config_hash))
             summary = TokenizeSummary(
                 enc.name,
                 enc.config_hash,
@@ -454,12 +450,7 @@ def _tokenize_all(
     size = max(1, tcfg.batch_size)
     label = f"tokenize {', '.join(by_name)}" if len(by_name) < 4 else f"tokenize x{len(by_name)}"
     with (
-        IsolatedPool(
-            tokenize_piece,
-            workers=tcfg.workers,
-            timeout_s=tcfg.timeout_s,
-            memory_limit_mb=tcfg.memory_limit_mb,
-        ) as pool,
+        IsolatedPool.configured(tokenize_piece, tcfg) as pool,
         progress.bar(label, len(todo)) as advance,
     ):
         for i in range(0, len(todo), size):
@@ -489,10 +480,11 @@ def _save_config(enc: Encoding, tmp: Path) -> None:
     written.parent.rmdir()
 
 
-def _next_indexes(paths: set[str]) -> dict[str, int]:
+def next_indexes(paths: set[str]) -> dict[str, int]:
+    """Next part number per split, after the catalog's existing shard paths."""
     out: dict[str, int] = {}
     for p in paths:
-        m = _PART_RE.match(Path(p).name)
+        m = PART_RE.match(Path(p).name)
         if m:
             split = Path(p).parent.name
             out[split] = max(out.get(split, 0), int(m.group(1)) + 1)

@@ -11,10 +11,8 @@ adopted if it matches this config and none of its recordings is elsewhere, else 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,12 +26,17 @@ from musicdata.catalog.connection import now
 from musicdata.fsutil import TMP_SUFFIX, atomic_write, sha256_file
 from musicdata.isolate import IsolatedPool
 from musicdata.shards import WrittenShard, read_shard_metadata, write_shard
-from musicdata.tokenize import TokenizeSummary, shard_rows
+from musicdata.tokenize import (
+    PART_RE,
+    TokenizeSummary,
+    next_indexes,
+    shard_dir,
+    shard_relpath,
+    shard_rows,
+)
 from musicdata.workspace import Workspace
 
 __all__ = ["CodecSummary", "Steps", "encode_batch", "read_codes", "tokenize_codec"]
-
-_PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
 
 
 @dataclass
@@ -51,10 +54,6 @@ def encode_batch(pool: IsolatedPool, jobs: list[CodecJob]) -> list[dict[str, Any
 @dataclass(frozen=True)
 class Steps:
     encode: Callable[[IsolatedPool, list[CodecJob]], list[dict[str, Any]]] = encode_batch
-
-
-def shard_dir(s: CodecSettings) -> str:
-    return f"shards/{s.name}/{s.config_hash}"
 
 
 def _record_shard(
@@ -109,7 +108,7 @@ def _reconcile(ws: Workspace, s: CodecSettings, run_id: str) -> int:
         rel = str(path.relative_to(ws.root))
         if rel in known:
             continue
-        ok = not path.name.endswith(TMP_SUFFIX) and _PART_RE.match(path.name) is not None
+        ok = not path.name.endswith(TMP_SUFFIX) and PART_RE.match(path.name) is not None
         if ok:
             try:
                 meta = read_shard_metadata(path)
@@ -179,12 +178,7 @@ def _encode_all(
     split_of = {r[0]: r[1] for r in todo}
     shas = {r[0]: r[3] for r in todo}
     source = {r[0]: r[4] for r in todo}
-    next_index: dict[str, int] = {}
-    for p in known:
-        m = _PART_RE.match(Path(p).name)
-        if m:
-            sp = Path(p).parent.name
-            next_index[sp] = max(next_index.get(sp, 0), int(m.group(1)) + 1)
+    next_index = next_indexes(known)
     buffers: dict[str, list[tuple[str, np.ndarray]]] = {}
 
     def flush(split: str) -> None:
@@ -193,7 +187,7 @@ def _encode_all(
             return
         idx = next_index.get(split, 0)
         next_index[split] = idx + 1
-        rel = f"{shard_dir(s)}/{split}/part-{idx:05d}.parquet"
+        rel = shard_relpath(s, split, idx)
         written = write_shard(build_codec_table(rows, split, s), ws.abspath(rel), ws.config.shards)
         frames = {r: int(c.shape[1]) for r, c in rows}
         _record_shard(ws, s, rel, split, written, frames, shas, run_id)
@@ -204,12 +198,7 @@ def _encode_all(
     cfg = ws.config.codec
     size = max(1, s.batch_size)
     with (
-        IsolatedPool(
-            encode_recording,
-            workers=cfg.workers,
-            timeout_s=cfg.timeout_s,
-            memory_limit_mb=cfg.memory_limit_mb,
-        ) as pool,
+        IsolatedPool.configured(encode_recording, cfg) as pool,
         progress.bar(f"tokenize {s.name}", len(todo)) as advance,
     ):
         for i in range(0, len(todo), size):

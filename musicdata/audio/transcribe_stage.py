@@ -102,12 +102,7 @@ def _run_all(
     mpath = model_path(cfg)
     meta = {sha: (split, path) for sha, split, _, path, _ in todo}
     with (
-        IsolatedPool(
-            transcribe_recording,
-            workers=cfg.workers,
-            timeout_s=cfg.timeout_s,
-            memory_limit_mb=cfg.memory_limit_mb,
-        ) as pool,
+        IsolatedPool.configured(transcribe_recording, cfg) as pool,
         progress.bar("transcribe", len(todo)) as advance,
     ):
         for i in range(0, len(todo), batch_size):

@@ -174,21 +174,10 @@ def register_describer(kind: str, fn: Describer) -> None:
     DESCRIBERS[kind] = fn
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    rows = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'core' "
-        "AND table_name = ?",
-        [table],
-    ).fetchall()
-    return bool(rows[0][0])
-
-
 def _sql_describer(table: str, key_sql: str, text_sql: str) -> Describer:
     """Describe nodes by one query: `key_sql` rebuilds the node id, `text_sql` the text."""
 
     def describe(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, str]:
-        if not _has_table(con, table):
-            return {}
         con.register("_lineage_ids", pa.table({"id": pa.array(ids, pa.string())}))
         try:
             rows = con.execute(

@@ -69,15 +69,6 @@ def view_name(encoding: str, suffix: str = "") -> str:
     return f"{SCHEMA}.{base}"
 
 
-def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
 def _parquet_layout(path: Path) -> tuple[int, tuple[str, ...] | None] | None:
     """(sub-tokens per step, sub-token names from the file's metadata) of one shard; None for a
     shard kind these views do not cover (no `tokens list<...>` column, e.g. audio codes)."""
@@ -93,12 +84,9 @@ def _parquet_layout(path: Path) -> tuple[int, tuple[str, ...] | None] | None:
 
 def discover(con: duckdb.DuckDBPyConnection, root: Path) -> list[ShardSet]:
     """The shard sets the catalog knows and whose files exist under `root`."""
-    cols = _columns(con, "core", "encodings")
-    extra = ", ".join(
-        f"e.{c}" if c in cols else f"NULL AS {c}" for c in ("sub_tokens", "sub_vocab_sizes")
-    )
     rows = con.execute(
-        f"SELECT e.encoding, e.config_hash, e.kind, e.vocab_size, {extra}, e.created_at, "
+        "SELECT e.encoding, e.config_hash, e.kind, e.vocab_size, e.sub_tokens, "
+        "e.sub_vocab_sizes, e.created_at, "
         "list(DISTINCT s.path ORDER BY s.path) "
         "FROM core.encodings e JOIN core.shards s USING (encoding, config_hash) "
         "GROUP BY ALL ORDER BY e.encoding, e.created_at DESC, e.config_hash"

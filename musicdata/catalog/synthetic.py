@@ -17,9 +17,18 @@ from musicdata import __version__
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
 from musicdata.shards import ShardRow, build_table, write_shard
+from musicdata.tokenize import shard_relpath, shard_rows
 from musicdata.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class _Config:
+    """What `tokenize.shard_rows` reads of an encoding."""
+
+    name: str
+    config_hash: str
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,7 @@ def write_synthetic_corpus(
         records.insert_rows(con, "lineage_edges", edges)
     generated: dict[str, dict[str, np.ndarray]] = {}
     for enc in encodings:
-        generated[enc.name] = _write_encoding(ws, enc, ids, splits, base, rng, run_id, t)
+        generated[enc.name] = _write_encoding(ws, enc, ids, splits, base, rng, run_id)
     return generated
 
 
@@ -138,7 +147,6 @@ def _write_encoding(
     base: np.ndarray,
     rng: np.random.Generator,
     run_id: str,
-    t: Any,
 ) -> dict[str, np.ndarray]:
     lengths = np.maximum(1, (base * enc.length_scale).astype(np.int64))
     total = int(lengths.sum())
@@ -148,29 +156,23 @@ def _write_encoding(
         cols = [_zipf_ids(rng, total, v, enc.unused) for v in enc.vocab_sizes]
         flat = np.stack(cols, axis=1).astype(np.int16)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    stage = f"tokenize:{enc.name}"
     chash = enc.hash
+    cfg = _Config(enc.name, chash)
+    compound = enc.kind == "compound"
     with ws.catalog.write() as con:
-        row = {
-            "encoding": enc.name,
-            "config_hash": chash,
-            "kind": enc.kind,
-            "vocab_size": int(sum(enc.vocab_sizes)),
-            "config_path": f"shards/{enc.name}/{chash}/tokenizer.json",
-            "config_json": "{}",
-            "created_at": t,
-        }
-        cols = {
-            r[0]
-            for r in con.execute(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = 'core' AND table_name = 'encodings'"
-            ).fetchall()
-        }
-        if enc.kind == "compound" and "sub_tokens" in cols:
-            row["sub_tokens"] = list(enc.fields) if enc.fields else None
-            row["sub_vocab_sizes"] = list(enc.vocab_sizes)
-        records.insert_rows(con, "encodings", [row], on_conflict_nothing=True)
+        records.upsert_encoding(
+            con,
+            {
+                "encoding": enc.name,
+                "config_hash": chash,
+                "kind": enc.kind,
+                "vocab_size": int(sum(enc.vocab_sizes)),
+                "config_path": f"shards/{enc.name}/{chash}/tokenizer.json",
+                "config_json": "{}",
+                "sub_tokens": list(enc.fields) if compound and enc.fields else None,
+                "sub_vocab_sizes": list(enc.vocab_sizes) if compound else None,
+            },
+        )
         parts = dict(
             con.execute(
                 "SELECT split, count(*) FROM core.shards WHERE encoding = ? AND config_hash = ? "
@@ -189,63 +191,16 @@ def _write_encoding(
             if len(ids) <= 2000:
                 keep.update({r.piece_id: r.tokens for r in rows})
             table = build_table(
-                rows, split=split, encoding=enc.name, config_hash=chash, kind=enc.kind
+                rows,
+                split=split,
+                encoding=enc.name,
+                config_hash=chash,
+                kind=enc.kind,
+                sub_tokens=list(enc.fields) or None,
             )
-            if enc.fields:
-                meta = dict(table.schema.metadata)
-                meta[b"musicdata.sub_tokens"] = ",".join(enc.fields).encode()
-                table = table.replace_schema_metadata(meta)
-            rel = f"shards/{enc.name}/{chash}/{split}/part-{part:05d}.parquet"
+            rel = shard_relpath(cfg, split, part)
             written = write_shard(table, ws.abspath(rel), ws.config.shards)
-            shard_id = f"{enc.name}:{chash}:{split}:{part:05d}"
-            _record(ws, enc, chash, shard_id, rel, split, written, rows, stage, run_id, t)
+            sizes = {r.piece_id: len(r.tokens) for r in rows}
+            with ws.catalog.write() as con:  # the tokenize stage's own shard rows
+                shard_rows(con, cfg, rel, split, written, sizes, run_id)
     return keep
-
-
-def _record(
-    ws: Workspace,
-    enc: SyntheticEncoding,
-    chash: str,
-    shard_id: str,
-    rel: str,
-    split: str,
-    written: Any,
-    rows: list[ShardRow],
-    stage: str,
-    run_id: str,
-    t: Any,
-) -> None:
-    sources = [f"piece:{r.piece_id}" for r in rows] + [f"encoding:{enc.name}@{chash}"]
-    with ws.catalog.write() as con:
-        records.insert_rows(
-            con,
-            "shards",
-            [
-                {
-                    "shard_id": shard_id,
-                    "encoding": enc.name,
-                    "config_hash": chash,
-                    "split": split,
-                    "path": rel,
-                    "n_rows": written.n_rows,
-                    "n_tokens": written.n_tokens,
-                    "size_bytes": written.size_bytes,
-                    "file_sha256": written.file_sha256,
-                    "run_id": run_id,
-                    "created_at": t,
-                }
-            ],
-        )
-        records.insert_rows(
-            con,
-            "shard_pieces",
-            [
-                {"shard_id": shard_id, "piece_id": r.piece_id, "n_tokens": len(r.tokens)}
-                for r in rows
-            ],
-        )
-        records.insert_rows(
-            con,
-            "lineage_edges",
-            [_edge(s, f"shard:{shard_id}", stage, chash, run_id, t) for s in sources],
-        )

@@ -59,7 +59,7 @@ class NBTokenizer(miditok.MusicTokenizer):
         metric.append("Program")
         self.metric_fields = metric
         notes = list(NOTE_FIELDS)
-        order = metric + notes if self.pitch_first is False else notes + metric
+        order = notes + metric if self.pitch_first else metric + notes
         self.field_names: list[str] = order
         self.vocab_types_idx = {name: i for i, name in enumerate(order)}
         self.vocab_types_idx["PitchDrum"] = self.vocab_types_idx["Pitch"]

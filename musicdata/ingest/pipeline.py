@@ -74,12 +74,7 @@ def parse_batch(ws: Workspace, shas: list[str]) -> list[dict[str, Any]]:
         )
         for sha in shas
     ]
-    with IsolatedPool(
-        inspect_midi,
-        workers=cfg.workers,
-        timeout_s=cfg.timeout_s,
-        memory_limit_mb=cfg.memory_limit_mb,
-    ) as pool:
+    with IsolatedPool.configured(inspect_midi, cfg) as pool:
         out = pool.map_records(jobs, lambda i: {"sha256": shas[i]})
     return sorted(out, key=lambda r: r["sha256"])
 

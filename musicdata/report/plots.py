@@ -190,21 +190,6 @@ def curves(series: dict[str, list[tuple[float, float]]], *, xlabel: str, title: 
     return render(draw)
 
 
-def overlap_area(detail: dict[str, Any], ax: Any) -> None:
-    """Our drawing of a set-level metric (`<feature>.oa` detail): the intra-set reference PDF
-    against the inter-set PDF, shaded where they overlap. Used when the metrics package does
-    not provide `plot_metric`."""
-    grid = np.asarray(detail["grid"], dtype=float)
-    intra = np.asarray(detail["intra_ref_pdf"], dtype=float)
-    inter = np.asarray(detail["inter_pdf"], dtype=float)
-    ax.plot(grid, intra, label="intra-set (reference)", color="#4C72B0")
-    ax.plot(grid, inter, label="inter-set", color="#DD8452")
-    ax.fill_between(grid, np.minimum(intra, inter), color="#999999", alpha=0.3, label="overlap")
-    ax.set_title(str(detail.get("feature", "")))
-    ax.set_xlabel("distance")
-    ax.legend(fontsize=7, frameon=False)
-
-
 def metric_panels(
     details: list[dict[str, Any]], draw_one: Callable[[dict, Any], None], *, ncols: int = 4
 ) -> bytes:

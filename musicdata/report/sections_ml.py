@@ -1,63 +1,47 @@
 """Report sections that depend on later stages: audio/transcription, training and evaluation.
 
-They are data-driven: tables that a later migration adds (audio, codec, fidelity) are looked up in
-information_schema first, and a section says so when there is nothing to show yet.
+They are data-driven: a section says so when there is nothing to show yet.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
+from musicdata.metrics.plots import plot_metric
 from musicdata.report import plots
 from musicdata.report.model import Figure, Query, Section, Table
 
 log = logging.getLogger(__name__)
-AUDIO_WORDS = ("audio", "transcri", "codec")
 MAX_CURVES = 8
 MAX_EVALS = 3  # set-level evaluations drawn (latest by id); all are in the catalog
 SET_STATS = ("oa", "kld", "intra_ref_mean", "inter_mean")
 
 
-def _tables(q: Query, schema: str = "core") -> dict[str, set[str]]:
-    rows = q(
-        "SELECT table_name, list(column_name) AS cols FROM information_schema.columns "
-        "WHERE table_schema = ? GROUP BY table_name",
-        [schema],
-    )
-    return {r["table_name"]: set(r["cols"]) for r in rows}
-
-
 def audio(q: Query) -> Section:
     sec = Section("audio", "Audio and transcription")
-    tables = _tables(q)
     transcribed = q(
         "SELECT split, count(*) AS pieces, round(sum(duration_s) / 3600, 3) AS hours, "
         "sum(n_notes)::BIGINT AS notes FROM pieces p WHERE EXISTS (SELECT 1 FROM lineage e "
         "WHERE e.dst_id = 'piece:' || p.piece_id AND (e.src_id LIKE 'audio:%' "
         "OR e.src_id LIKE 'transcription:%')) GROUP BY split ORDER BY split"
     )
-    if "recordings" in tables:
-        recorded = q(
-            "SELECT split, count(*) AS recordings, round(sum(duration_s) / 3600, 3) AS hours, "
-            "count(*) FILTER (is_silent) AS silent, count(near_duplicate_of) AS near_duplicates "
-            "FROM core.recordings GROUP BY split ORDER BY split"
-        )
-        if recorded:
-            sec.tables.append(Table("Recordings per split", recorded))
-    else:
-        recorded = []
-    if "transcriptions" in tables:
-        runs = q(
-            "SELECT model_id, status, count(*) AS recordings, "
-            "round(sum(audio_s) / 3600, 3) AS audio_hours, sum(n_notes)::BIGINT AS notes, "
-            "round(sum(audio_s) / nullif(sum(seconds), 0), 1) AS x_realtime "
-            "FROM core.transcriptions GROUP BY ALL ORDER BY model_id, status"
-        )
-        if runs:
-            sec.tables.append(Table("Transcriptions (basic-pitch)", runs))
+    recorded = q(
+        "SELECT split, count(*) AS recordings, round(sum(duration_s) / 3600, 3) AS hours, "
+        "count(*) FILTER (is_silent) AS silent, count(near_duplicate_of) AS near_duplicates "
+        "FROM core.recordings GROUP BY split ORDER BY split"
+    )
+    if recorded:
+        sec.tables.append(Table("Recordings per split", recorded))
+    runs = q(
+        "SELECT model_id, status, count(*) AS recordings, "
+        "round(sum(audio_s) / 3600, 3) AS audio_hours, sum(n_notes)::BIGINT AS notes, "
+        "round(sum(audio_s) / nullif(sum(seconds), 0), 1) AS x_realtime "
+        "FROM core.transcriptions GROUP BY ALL ORDER BY model_id, status"
+    )
+    if runs:
+        sec.tables.append(Table("Transcriptions (basic-pitch)", runs))
     if not (recorded or transcribed):
         sec.text.append("No audio sources in this catalog yet.")
     if transcribed:
@@ -83,29 +67,7 @@ def audio(q: Query) -> Section:
                 "Hours of audio recorded and transcribed, per split",
             )
         )
-    # Tables a later stage adds (codec shards, ...) are at least counted.
-    others = sorted(
-        n
-        for n in tables
-        if any(w in n.lower() for w in AUDIO_WORDS) and n not in ("recordings", "transcriptions")
-    )
-    # Names come from information_schema, not from a user.
-    inventory = [
-        {"table": f"core.{n}", "rows": q(f'SELECT count(*) AS n FROM core."{n}"')[0]["n"]}  # noqa: S608
-        for n in others
-    ]
-    if inventory:
-        sec.tables.append(Table("Other audio tables", inventory))
     return sec
-
-
-def _plot_metric() -> Callable[[dict, Any], None]:
-    """The metrics package's plot for set-level metrics when installed, else ours."""
-    try:
-        from musicdata.metrics.plots import plot_metric
-    except ImportError:
-        return plots.overlap_area
-    return plot_metric
 
 
 def training(q: Query) -> Section:
@@ -169,7 +131,7 @@ def _set_level(sec: Section, results: list[dict[str, Any]]) -> None:
                 continue
             if {"grid", "intra_ref_pdf", "inter_pdf"} <= set(detail):
                 details.setdefault(r["eval_id"], []).append({"feature": feature, **detail})
-    draw = _plot_metric()
+    draw = plot_metric
     for eval_id in sorted(by_eval)[-MAX_EVALS:]:
         rows = [
             {"feature": f, **{s: v.get(s) for s in SET_STATS}} for f, v in by_eval[eval_id].items()
