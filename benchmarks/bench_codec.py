@@ -24,7 +24,7 @@ REAL = ["chorale_4_4.mid", "cut_time_2_2.mid", "folk_6_8.mid", "waltz_3_4.mid"]
 def render(folder: Path, demo: int) -> list[Path]:
     import soundfile as sf
 
-    from musicdata.audio.synth import render_midi
+    from musicdata.testing.audio import render_midi
 
     midis = [FIXTURES / n for n in REAL]
     if demo:
@@ -73,8 +73,8 @@ def main() -> None:
     import soundfile as sf
 
     from musicdata.audio.codec import codec_settings
-    from musicdata.audio.codec_shards import read_codes, tokenize_codec
-    from musicdata.ingest.pipeline import ingest_paths
+    from musicdata.stages.codec import read_codes, tokenize_codec
+    from musicdata.stages.ingest import ingest_paths
     from musicdata.workspace import Workspace
     from schemas.config import CodecConfig, Config
 

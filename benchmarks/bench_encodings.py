@@ -48,7 +48,7 @@ def workspace(base: Path, dest: Path, *, workers: int, fidelity: bool):
 
 
 def stage(ws, names: list[str]) -> tuple[float, list[dict]]:
-    from musicdata.tokenize import tokenize_encodings
+    from musicdata.stages.tokenize import tokenize_encodings
 
     t0 = time.perf_counter()
     out = tokenize_encodings(ws, names, run_ids={n: f"bench:{n}" for n in names})
@@ -57,7 +57,7 @@ def stage(ws, names: list[str]) -> tuple[float, list[dict]]:
 
 def main() -> None:
     from musicdata.encodings import REGISTRY
-    from musicdata.ingest.pipeline import ingest_paths
+    from musicdata.stages.ingest import ingest_paths
     from musicdata.workspace import Workspace
 
     ap = argparse.ArgumentParser(description=__doc__)

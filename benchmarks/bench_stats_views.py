@@ -3,7 +3,7 @@
 
 A synthetic corpus (default 100,000 pieces; a flat `remi`-like and a compound `nb-pf`-like
 encoding with 6 sub-token fields) is written exactly as the pipeline writes one: Parquet shards
-through musicdata.shards plus the catalog rows. Each pair of queries must return the same rows
+through musicdata.store plus the catalog rows. Each pair of queries must return the same rows
 (asserted); the script prints the median wall time of each and the ratio view / raw. Target: the
 views within 1.2x of the raw query. No thresholds enforced, no timed tests.
 
@@ -30,7 +30,7 @@ NB = (
 
 def build(root: Path, pieces: int) -> tuple[float, dict[str, str]]:
     from musicdata.catalog.shard_views import refresh_shard_views
-    from musicdata.catalog.synthetic import SyntheticEncoding, write_synthetic_corpus
+    from musicdata.testing.synthetic import SyntheticEncoding, write_synthetic_corpus
     from musicdata.workspace import Workspace
 
     ws = Workspace.open(root)

@@ -56,7 +56,7 @@ def plain_loop(files: list[Path]) -> tuple[float, int]:
 
 def library(home: Path) -> tuple[float, dict]:
     """The tokenize stage called as a library (no Prefect): the stage's own cost."""
-    from musicdata.tokenize import tokenize_encoding
+    from musicdata.stages.tokenize import tokenize_encoding
     from musicdata.workspace import Workspace
 
     t0 = time.perf_counter()

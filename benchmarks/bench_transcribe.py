@@ -43,7 +43,7 @@ def sources(tmp: Path, demo: int) -> list[Path]:
 def render_all(midis: list[Path], folder: Path, fluidsynth: bool) -> dict[Path, Path]:
     import soundfile as sf
 
-    from musicdata.audio.synth import render_midi, render_midi_fluidsynth
+    from musicdata.testing.audio import render_midi, render_midi_fluidsynth
 
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
@@ -94,8 +94,8 @@ def pipeline(
     import numpy as np
     import symusic
 
-    from musicdata.audio.transcribe_stage import transcribe_pending
-    from musicdata.ingest.pipeline import ingest_paths
+    from musicdata.stages.transcribe import transcribe_pending
+    from musicdata.stages.ingest import ingest_paths
     from musicdata.metrics.transcription import note_arrays
     from musicdata.workspace import Workspace
     from schemas.config import Config, TranscribeConfig

@@ -13,9 +13,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
-from musicdata.audio.ingest import parse_audio_batch, record_audio_batch
-from musicdata.audio.transcribe_stage import Steps as TranscribeSteps
-from musicdata.audio.transcribe_stage import transcribe_batch, transcribe_pending
+from musicdata.stages.ingest import parse_audio_batch, record_audio_batch
+from musicdata.stages.transcribe import Steps as TranscribeSteps
+from musicdata.stages.transcribe import ingest_counts, transcribe_batch, transcribe_pending
 from musicdata.workspace import Workspace
 
 parse_audio_task = task(parse_audio_batch, name="parse-audio-batch", cache_policy=NONE)
@@ -30,7 +30,9 @@ def _run_id(stage: str) -> str:
 def transcribe_step(ws: Workspace, run_id: str) -> dict[str, int]:
     """The ingest flow's transcription step: pending recordings, batches as Prefect tasks."""
     steps = TranscribeSteps(_transcribe)
-    return transcribe_pending(ws, run_id=f"{run_id}:transcribe", steps=steps).counts()
+    return ingest_counts(
+        transcribe_pending(ws, run_id=f"{run_id}:transcribe", steps=steps, lock=False)
+    )
 
 
 @flow(name="transcribe")
@@ -52,8 +54,8 @@ def tokenize_codec_flow(
     allow_untrained: bool = False,
 ) -> list[dict[str, Any]]:
     """Encode every recording into EnCodec code shards, one codec at a time."""
-    from musicdata.audio.codec_shards import Steps as CodecSteps
-    from musicdata.audio.codec_shards import encode_batch, tokenize_codec
+    from musicdata.stages.codec import Steps as CodecSteps
+    from musicdata.stages.codec import encode_batch, tokenize_codec
 
     encode = task(encode_batch, name="encode-codec-batch", cache_policy=NONE)
     ws = Workspace.open(home, Path(config) if config else None)

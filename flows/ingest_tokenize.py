@@ -15,9 +15,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
-from musicdata.ingest import pipeline as ingest_lib
-from musicdata.tokenize import Steps as TokenizeSteps
-from musicdata.tokenize import tokenize_batch, tokenize_encodings
+from musicdata.stages import ingest as ingest_lib
+from musicdata.stages.tokenize import Steps as TokenizeSteps
+from musicdata.stages.tokenize import tokenize_batch, tokenize_encodings
 from musicdata.workspace import Workspace
 
 _discover = task(ingest_lib.discover, name="discover-inputs", cache_policy=NONE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import uuid
@@ -15,6 +16,41 @@ _CHUNK = 1 << 20
 
 class TooLarge(ValueError):
     """A stream exceeded its byte cap while being copied."""
+
+
+class WorkspaceWriteError(RuntimeError):
+    """The workspace cannot be written (disk full, read-only, I/O error, no permission): the
+    environment's fault, never an input's, so it stops the run and quarantines nothing."""
+
+
+# Errors of the machine, not of the bytes being read: a full disk must not quarantine good inputs.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+# pyarrow's OSErrors often carry no errno, only the C library's text.
+_ENVIRONMENT_TEXT = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+
+
+def is_environment_error(exc: BaseException, root: Path | None = None) -> bool:
+    """True for an OSError caused by the machine (ENOSPC, EDQUOT, EROFS, EIO), or a permission
+    error on a path under the workspace `root`, as opposed to a bad or unreadable input. Other
+    exceptions (DuckDB's IOException) count when their text names a full or read-only disk."""
+    said = any(t in str(exc) for t in _ENVIRONMENT_TEXT)
+    if not isinstance(exc, OSError):
+        return said
+    if exc.errno in ENVIRONMENT_ERRNOS or said:
+        return True
+    if isinstance(exc, PermissionError) and root is not None and exc.filename:
+        return Path(os.fsdecode(exc.filename)).resolve().is_relative_to(Path(root).resolve())
+    return False
+
+
+def workspace_write_error(exc: BaseException, root: Path) -> WorkspaceWriteError:
+    """The error to raise for an environment fault while writing the workspace at `root`."""
+    msg = (
+        f"cannot write the workspace {root}: {exc}. This is the machine, not the input: free "
+        "disk space (or fix the folder's permissions) and run the same command again; nothing "
+        "was quarantined for it"
+    )
+    return WorkspaceWriteError(msg)
 
 
 def fsync_dir(path: Path) -> None:

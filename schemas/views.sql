@@ -10,8 +10,16 @@ FROM core.files f LEFT JOIN core.pieces p ON p.sha256 = f.sha256;
 
 CREATE OR REPLACE VIEW main.pieces AS SELECT * FROM core.pieces;
 
+-- A later success clears an input's earlier ingest verdict (a path that was missing, or refused
+-- while the disk was full, and ingested fine later); core.quarantine keeps the history.
 CREATE OR REPLACE VIEW main.quarantine AS
-SELECT path, stage, reason, detail, sha256, config_hash, run_id, created_at FROM core.quarantine;
+SELECT q.path, q.stage, q.reason, q.detail, q.sha256, q.config_hash, q.run_id, q.created_at
+FROM core.quarantine q
+WHERE NOT (q.stage IN ('extract', 'ingest', 'ingest:audio') AND EXISTS (
+    SELECT 1 FROM core.files f
+    WHERE f.path = q.path AND f.first_seen_at >= q.created_at
+      AND (EXISTS (SELECT 1 FROM core.pieces p WHERE p.sha256 = f.sha256)
+           OR EXISTS (SELECT 1 FROM core.recordings r WHERE r.sha256 = f.sha256))));
 
 CREATE OR REPLACE VIEW main.encodings AS SELECT * FROM core.encodings;
 
@@ -105,4 +113,18 @@ SELECT f.path, f.sha256, f.size_bytes, f.kind, f.archive,
 FROM core.files f
 LEFT JOIN core.pieces p ON p.sha256 = f.sha256
 LEFT JOIN core.recordings r ON r.sha256 = f.sha256
-WHERE f.kind <> 'transcription';
+WHERE f.kind <> 'transcription'
+UNION ALL
+-- Inputs refused before their bytes were stored (missing, unsupported, too large, unsafe archive
+-- members, unreadable archives): no core.files row, but every input has a verdict here.
+SELECT q.path, any_value(q.sha256), NULL::BIGINT, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR,
+       'quarantined', NULL::VARCHAR, arg_max(q.run_id, q.created_at), min(q.created_at),
+       NULL::VARCHAR
+FROM core.quarantine q
+WHERE q.stage IN ('extract', 'ingest', 'ingest:audio')
+  AND NOT EXISTS (SELECT 1 FROM core.files f WHERE f.path = q.path)
+GROUP BY q.path;
+
+-- Training curves and generated samples (migration 0006).
+CREATE OR REPLACE VIEW main.train_metrics AS SELECT * FROM core.train_metrics;
+CREATE OR REPLACE VIEW main.generations AS SELECT * FROM core.generations;

@@ -2,12 +2,21 @@
 
 DuckDB lets one process hold a database file read-write, and while it does no other process can
 open it at all. So the pipeline opens the catalog only for short write transactions, readers open it
-read-only for one query, and both sides retry on the lock for a bounded time (DESIGN rule 1).
+read-only for one query, and both sides retry on the lock (DESIGN rule 1). A writer waits long (an
+hour by default) and says once whom it waits for: an analyst's open connection must delay the
+pipeline, never make it throw away finished work.
+
+Analyst SQL (`musicdata catalog sql`) runs through `analyst_query`: one statement, SELECT only
+(checked with DuckDB's own parser), on a read-only connection whose file access is then limited
+to the workspace's shards (`allowed_directories`, `enable_external_access = false`) and whose
+settings are locked (`lock_configuration`), so no statement can write a file, change a setting or
+read outside the shards.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +41,15 @@ def _is_lock_error(exc: Exception) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+_HOLDER_RE = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
+
+
+def lock_holder(exc: Exception) -> str:
+    """Who holds the catalog, from DuckDB's lock error: 'PID 123 (/usr/bin/python3)'."""
+    m = _HOLDER_RE.search(str(exc))
+    return f"PID {m.group(2)} ({m.group(1)})" if m else "another process"
+
+
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -39,28 +57,43 @@ def now() -> datetime:
 class Catalog:
     """A DuckDB catalog file. Thread-safe for one writer process; readers may be other processes."""
 
-    def __init__(self, path: Path, *, lock_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, path: Path, *, lock_timeout_s: float = 60.0, write_timeout_s: float = 3600.0
+    ) -> None:
         self.path = Path(path)
-        self.lock_timeout_s = lock_timeout_s
+        self.lock_timeout_s = lock_timeout_s  # readers
+        self.write_timeout_s = write_timeout_s  # writers: finished work waits, it is not dropped
         self._write_lock = threading.Lock()
         self._migrated = False
 
     def _connect(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.lock_timeout_s
+        timeout = self.lock_timeout_s if read_only else self.write_timeout_s
+        start = time.monotonic()
         delay = 0.02
+        told = False
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
-                if not _is_lock_error(exc) or time.monotonic() >= deadline:
-                    if _is_lock_error(exc):
-                        msg = (
-                            f"catalog {self.path} stayed locked by another process for "
-                            f"{self.lock_timeout_s:.0f} s; is a long query or a second pipeline "
-                            "holding it?"
-                        )
-                        raise CatalogError(msg) from exc
+                if not _is_lock_error(exc):
                     raise
+                waited = time.monotonic() - start
+                if waited >= timeout:
+                    msg = (
+                        f"catalog {self.path} stayed locked by {lock_holder(exc)} for "
+                        f"{timeout:.0f} s; close that connection (a long query, a notebook, a "
+                        "second pipeline) and run the command again"
+                    )
+                    raise CatalogError(msg) from exc
+                if not read_only and not told and waited >= 2.0:
+                    log.warning(
+                        "catalog %s is held by %s; waiting for it to close the connection "
+                        "(up to %.0f s)",
+                        self.path,
+                        lock_holder(exc),
+                        timeout,
+                    )
+                    told = True
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
 
@@ -77,7 +110,7 @@ class Catalog:
                 try:
                     yield con
                 except BaseException:
-                    con.execute("ROLLBACK")
+                    _rollback(con)
                     raise
                 con.execute("COMMIT")
             finally:
@@ -109,6 +142,14 @@ class Catalog:
         with self.read() as con:
             return con.sql(sql, params=params or None).to_arrow_table()
 
+    def analyst_query(self, sql: str, readable: list[Path]) -> pa.Table:
+        """Run an untrusted analyst's statement: SELECT only, files readable only under
+        `readable` (the workspace's shards), settings locked. Raises CatalogError on refusal."""
+        statement = read_only_statement(sql)
+        with self.read() as con:
+            restrict(con, readable)
+            return con.sql(statement).to_arrow_table()
+
     def migrate(self) -> int:
         """Bring the file to the latest schema version; returns that version."""
         with self.write():
@@ -124,9 +165,18 @@ class Catalog:
             con.execute(views_sql())
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
         self._migrated = True
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after an error, keeping that error: DuckDB has already aborted a transaction
+    whose write failed (a full disk), and a second error here would hide the first."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException as exc:
+        log.debug("rollback after an error: %s", exc)
 
 
 def _current_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -150,3 +200,50 @@ def migrate_to(con: duckdb.DuckDBPyConnection, version: int) -> list[Migration]:
         con.execute(m.sql)
         con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [m.version, m.name, now()])
     return applied
+
+
+_EXPLAIN_RE = re.compile(r"^\s*EXPLAIN\s+(?:ANALYZE\s+)?(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+def read_only_statement(sql: str) -> str:
+    """The one SELECT (or EXPLAIN [ANALYZE] SELECT) statement in `sql`, else CatalogError.
+
+    DuckDB's parser decides the statement type, so comments, case and string quoting cannot
+    smuggle a COPY, EXPORT, ATTACH, INSTALL/LOAD, PRAGMA, SET, CALL or DDL/DML past it."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        msg = f"query failed: {exc}"
+        raise CatalogError(msg) from exc
+    if len(statements) != 1:
+        msg = f"send exactly one statement (got {len(statements)})"
+        raise CatalogError(msg)
+    stmt = statements[0]
+    kind = stmt.type
+    if kind == duckdb.StatementType.EXPLAIN:
+        m = _EXPLAIN_RE.match(stmt.query)
+        inner = duckdb.extract_statements(m.group(1)) if m else []
+        kind = inner[0].type if len(inner) == 1 else kind
+    if kind != duckdb.StatementType.SELECT:
+        name = str(stmt.type).rsplit(".", 1)[-1]
+        msg = (
+            f"catalog sql is read-only: {name} statements are refused; send one SELECT "
+            "(WITH, FROM, DESCRIBE, SUMMARIZE and SHOW are SELECTs too)"
+        )
+        raise CatalogError(msg)
+    return stmt.query
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def restrict(con: duckdb.DuckDBPyConnection, readable: list[Path]) -> None:
+    """Limit this (read-only) connection's file access to `readable` folders and lock its
+    settings, after the catalog itself is open. Views over the shards keep working."""
+    dirs = ", ".join(_sql_str(str(Path(d).resolve()).rstrip("/") + "/") for d in readable)
+    con.execute(f"SET allowed_directories = [{dirs}]")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")

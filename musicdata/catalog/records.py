@@ -66,6 +66,15 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str, summary
     )
 
 
+def mark_interrupted_runs(con: duckdb.DuckDBPyConnection) -> int:
+    """Runs still `running` when a new run takes the workspace lock were killed (SIGKILL, power
+    loss): mark them `interrupted` (finished_at stays NULL: when they died is unknown)."""
+    rows = con.execute(
+        "UPDATE core.runs SET status = 'interrupted' WHERE status = 'running' RETURNING run_id"
+    ).fetchall()
+    return len(rows)
+
+
 # ---- ingest -----------------------------------------------------------------------------------
 
 

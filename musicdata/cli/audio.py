@@ -9,21 +9,23 @@ from rich.markup import escape
 
 from musicdata import progress
 from musicdata.cli.common import JsonOpt, app, config_arg, emit, fail, workspace
+from musicdata.cli.pipeline import NoWaitOpt, run_guard
 from musicdata.workspace import Workspace
 
 CODEC_NAMES = ("encodec-24k", "encodec-32k")
 
 
 @app.command()
-def transcribe(as_json: JsonOpt = False) -> None:
+def transcribe(as_json: JsonOpt = False, no_wait: NoWaitOpt = False) -> None:
     """Transcribe recordings that have no transcription under the current [transcribe] settings
     (basic-pitch -> MIDI pieces with their recording's split); catches up after --no-transcribe."""
-    from flows.audio import transcribe_flow
-
     progress.enable(not as_json)
     ws = workspace()
     t0 = time.perf_counter()
-    summary = transcribe_flow(str(ws.root), config_arg(ws))
+    with run_guard(ws, "transcribe", no_wait, as_json):  # a busy workspace refuses before Prefect
+        from flows.audio import transcribe_flow
+
+        summary = transcribe_flow(str(ws.root), config_arg(ws))
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     summary["home"] = str(ws.root)
     reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary["reasons"].items())) or "none"

@@ -16,19 +16,62 @@ def catalog_sql(
     query: Annotated[str, typer.Argument(help="SQL over the views (sources, pieces, ...).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a read-only SQL query against the catalog (safe while a pipeline is writing)."""
+    """Run one read-only SQL statement against the catalog (safe while a pipeline is writing).
+
+    Only SELECT (WITH, FROM, DESCRIBE, SUMMARIZE, SHOW, EXPLAIN SELECT) is accepted; files can be
+    read only under the workspace's shards/, and settings cannot be changed."""
     import duckdb
 
     from musicdata.catalog import CatalogError
 
     ws = workspace()
     try:
-        rows = ws.catalog.query(query).to_pylist()
+        rows = ws.catalog.analyst_query(query, readable=[ws.shards_dir]).to_pylist()
     except CatalogError as exc:
         fail(str(exc))
     except duckdb.Error as exc:
         fail(f"query failed: {exc}")
     emit({"rows": rows, "count": len(rows)}, as_json, table_text(rows) if rows else "(no rows)")
+
+
+@catalog_app.command("verify")
+def catalog_verify(as_json: JsonOpt = False) -> None:
+    """Check every shard file against the catalog: sha256, piece ids, duplicates across shards,
+    orphan and temp files under shards/. Exits 1 when anything disagrees."""
+    from musicdata.catalog import CatalogError
+    from musicdata.catalog.verify import verify
+
+    ws = workspace()
+    try:
+        problems = verify(ws)
+        n_shards = ws.catalog.query("SELECT count(*) AS n FROM core.shards").column(0)[0].as_py()
+    except CatalogError as exc:
+        fail(str(exc))
+    rows = [p.to_dict() for p in problems]
+    kinds: dict[str, int] = {}
+    for p in problems:
+        kinds[p.kind] = kinds.get(p.kind, 0) + 1
+    summary = {
+        "home": str(ws.root),
+        "ok": not problems,
+        "shards": n_shards,
+        "problems": rows,
+        "counts": kinds,
+    }
+    line = (
+        f"verify: {n_shards} shards match the catalog, nothing else under shards/"
+        if not problems
+        else f"verify: {len(problems)} problem(s) in {n_shards} shards: "
+        + ", ".join(f"{k}: {v}" for k, v in kinds.items())
+    )
+    emit(
+        summary,
+        as_json,
+        *([table_text([{**r, "shard_id": r["shard_id"] or ""} for r in rows])] if rows else []),
+        line,
+    )
+    if problems:
+        raise typer.Exit(1)
 
 
 @catalog_app.command("stats")

@@ -96,3 +96,9 @@ def table_text(rows: list[dict[str, Any]]) -> Table:
             *(str(json_default(v)) if isinstance(v, Decimal) else str(v) for v in row.values())
         )
     return table
+
+
+def tracked() -> bool:
+    """Run through Prefect flows (tracked by a server) only when one is configured; locally the
+    commands call the stages directly and pay no Prefect start-up."""
+    return bool(os.environ.get("PREFECT_API_URL"))

@@ -32,7 +32,8 @@ def metrics(
     """Compare GEN_DIR to REF_DIR: per feature, intra-ref and inter-set distance densities,
     their KL divergence and overlap area. Files that fail to parse are skipped and listed."""
     from musicdata.catalog import CatalogError
-    from musicdata.metrics import FeatureConfig, evaluate_folders, record_evaluation
+    from musicdata.metrics import FeatureConfig
+    from musicdata.stages.metrics import evaluate_folders, record_evaluation
 
     for d in (ref_dir, gen_dir):
         if not d.is_dir():

@@ -1,8 +1,12 @@
-"""Pipeline commands (ingest, tokenize, demo); each runs as a Prefect flow."""
+"""Pipeline commands (ingest, tokenize, demo). Locally each calls its stage directly (no Prefect
+start-up); with PREFECT_API_URL set the same work runs through its flow, tracked by the server."""
 
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +21,101 @@ from musicdata.cli.common import (
     err,
     fail,
     table_text,
+    tracked,
     workspace,
 )
+from musicdata.workspace import Workspace
+
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="Refuse at once (exit 3) if another run holds this workspace, instead of waiting.",
+    ),
+]
+
+
+@contextmanager
+def run_guard(ws: Workspace, stage: str, no_wait: bool, as_json: bool) -> Iterator[None]:
+    """Hold the workspace run lock for the command, and turn a busy workspace or a machine fault
+    (full disk, read-only, I/O error) into one clear message (and one JSON object with --json)
+    instead of a traceback. Exit codes: 3 busy, 4 environment fault."""
+    from musicdata.fsutil import WorkspaceWriteError, is_environment_error, workspace_write_error
+    from musicdata.workspace import WorkspaceBusy
+
+    code, reason, message = 0, "", ""
+    try:
+        with ws.run_lock(stage, wait=not no_wait):
+            yield
+    except WorkspaceBusy as exc:
+        code, reason, message = 3, "busy", str(exc)
+    except WorkspaceWriteError as exc:
+        code, reason, message = 4, "environment", str(exc)
+    except Exception as exc:  # only the machine's faults are turned into a message; others re-raise
+        if not is_environment_error(exc, ws.root):
+            raise
+        code, reason, message = 4, "environment", str(workspace_write_error(exc, ws.root))
+    if code:
+        if as_json:
+            emit({"error": reason, "message": message, "home": str(ws.root)}, True)
+        err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+        raise typer.Exit(code)
+
+
+def _run_id(stage: str) -> str:
+    return f"{uuid.uuid4().hex[:12]}:{stage}"
+
+
+def run_ingest(ws: Workspace, paths: list[Path], transcribe: bool | None) -> dict[str, Any]:
+    """The ingest stage, through its flow when a Prefect server is configured."""
+    if tracked():
+        from flows.ingest_tokenize import ingest_flow
+
+        return ingest_flow([str(p) for p in paths], str(ws.root), config_arg(ws), transcribe)
+    from musicdata.stages.ingest import ingest_paths
+
+    return ingest_paths(ws, paths, run_id=_run_id("ingest"), transcribe=transcribe).to_dict()
+
+
+def run_tokenize(ws: Workspace, names: list[str]) -> list[dict[str, Any]]:
+    if tracked():
+        from flows.ingest_tokenize import tokenize_flow
+
+        return tokenize_flow(names, str(ws.root), config_arg(ws))
+    from musicdata.stages.tokenize import tokenize_encodings
+
+    run_ids = {n: _run_id(f"tokenize:{n}") for n in names}
+    return [s.to_dict() for s in tokenize_encodings(ws, names, run_ids=run_ids)]
+
+
+DEMO_MODEL = {"model": "nmt", "encoding": "nb-pf", "preset": "debug", "steps": 60}
+
+
+def demo_train(ws: Workspace, as_json: bool) -> dict[str, Any]:
+    """The demo's second half: train NMT on nb-pf, evaluate on the test split, sample 2 pieces."""
+    from models import api
+    from musicdata.stages.evaluate import evaluate, generate
+    from musicdata.stages.train import train
+
+    if not as_json:
+        err.print("training the Nested Music Transformer (debug preset) on nb-pf ...")
+    t = train(ws, api, **DEMO_MODEL).to_dict()
+    tid = t["train_run_id"]
+    e = evaluate(ws, api, tid, split="test").to_dict()
+    g = generate(ws, api, tid, n=2, max_new_tokens=128).to_dict()
+    return {"train": t, "evaluate": e, "generate": g}
+
+
+def demo_train_text(r: dict[str, Any], home: Path) -> list[str]:
+    t, e, g = r["train"], r["evaluate"], r["generate"]
+    return [
+        f"\ntrain {t['train_run_id']}: {t['model']} on {t['encoding']}, {t['n_parameters']:,} "
+        f"parameters, {t['steps']} steps; test NLL {e['nll']:.3f} ({e['bits_per_token']:.2f} "
+        f"bits/token); {g['generated']} generated pieces in {g['out_dir']}",
+        f"  musicdata --home {home} catalog sql \"SELECT step, value FROM train_metrics WHERE "
+        f"name = 'loss' AND split = 'train' ORDER BY step\"",
+        f"  musicdata --home {home} catalog lineage checkpoint:{t['checkpoint_id']} --upstream",
+    ]
 
 
 @app.command()
@@ -30,19 +127,17 @@ def ingest(
     no_transcribe: Annotated[
         bool, typer.Option("--no-transcribe", help="Do not transcribe recordings now.")
     ] = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Ingest MIDI and audio: hash, parse in isolation, validate, dedup, split; quarantine broken
     files; transcribe recordings to MIDI (basic-pitch) unless --no-transcribe."""
-    from flows.ingest_tokenize import ingest_flow
-
     if not any(p.exists() for p in paths):  # fail before paying for Prefect's start-up
         fail(f"none of the inputs exist: {', '.join(map(str, paths))}")
     progress.enable(not as_json)
     ws = workspace()
     t0 = time.perf_counter()
-    summary = ingest_flow(
-        [str(p) for p in paths], str(ws.root), config_arg(ws), False if no_transcribe else None
-    )
+    with run_guard(ws, "ingest", no_wait, as_json):  # a busy workspace refuses before Prefect
+        summary = run_ingest(ws, paths, False if no_transcribe else None)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     summary["home"] = str(ws.root)
     emit(summary, as_json, _ingest_text(summary))
@@ -84,6 +179,7 @@ def tokenize(
             help="encodec-*: use random weights when none are available (recorded as untrained).",
         ),
     ] = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Tokenize every ingested piece into Parquet shards (resumable; reruns do only new work);
     encodec-32k / encodec-24k encode every recording into audio-code shards."""
@@ -99,8 +195,6 @@ def tokenize(
     unknown = [n for n in names if n not in available()]
     if unknown:
         fail(f"unknown encoding(s) {unknown}; available: {', '.join(known)}")
-    from flows.ingest_tokenize import tokenize_flow
-
     progress.enable(not as_json)
     ws = workspace()
     skipped_codecs: dict[str, str] = {}
@@ -108,8 +202,9 @@ def tokenize(
         codecs, skipped_codecs = usable_codecs(ws, CODEC_NAMES, allow_untrained)
     check_codecs(ws, codecs, allow_untrained)
     t0 = time.perf_counter()
-    results = tokenize_flow(names, str(ws.root), config_arg(ws)) if names else []
-    results += run_codec_tokenize(ws, codecs, allow_untrained) if codecs else []
+    with run_guard(ws, "tokenize", no_wait, as_json):  # a busy workspace refuses before Prefect
+        results = run_tokenize(ws, names) if names else []
+        results += run_codec_tokenize(ws, codecs, allow_untrained) if codecs else []
     summary = {
         "encodings": results,
         "skipped_codecs": skipped_codecs,
@@ -137,10 +232,14 @@ EXAMPLE_QUERY = (
 def demo(
     as_json: JsonOpt = False,
     limit: Annotated[int | None, typer.Option(help="Use only the first N demo works.")] = None,
+    train: Annotated[
+        bool, typer.Option("--train/--no-train", help="Also train, evaluate and sample NMT.")
+    ] = True,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """The main job on the embedded default: real public-domain scores -> ingest -> shards in
-    every symbolic encoding, with the compression/fidelity report."""
-    from flows.ingest_tokenize import ingest_and_tokenize
+    every symbolic encoding (compression/fidelity table) -> train the Nested Music Transformer
+    on nb-pf (debug preset) -> NLL on the test split -> generated MIDI."""
     from musicdata.cli.encodings import COMPARE_QUERY
     from musicdata.demo import build_demo_corpus
     from musicdata.encodings import REGISTRY
@@ -151,9 +250,14 @@ def demo(
     corpus = ws.root / "demo-corpus"
     if not as_json:
         err.print(f"building the demo corpus from music21's public-domain scores in {corpus} ...")
-    files = build_demo_corpus(corpus, limit=limit)
-    names = sorted(REGISTRY)
-    result = ingest_and_tokenize([str(corpus)], str(ws.root), names, config_arg(ws))
+    with run_guard(ws, "demo", no_wait, as_json):
+        files = build_demo_corpus(corpus, limit=limit)
+        names = sorted(REGISTRY)
+        result = {
+            "ingest": run_ingest(ws, [corpus], None),
+            "tokenize": run_tokenize(ws, names),
+        }
+        result["train"] = demo_train(ws, as_json) if train else None
     stats = ws.catalog.query(EXAMPLE_QUERY).to_pylist()
     compare = ws.catalog.query(COMPARE_QUERY).to_pylist()
     summary = {
@@ -167,9 +271,11 @@ def demo(
         "seconds": round(time.perf_counter() - t0, 2),
     }
     shard_dirs = f"{ws.root / 'shards'}/<encoding>/<config hash>/<split>/part-NNNNN.parquet"
+    # Workspace.catalog.query opens read-only for one query and retries while a pipeline commits
+    # (a bare duckdb.connect fails then, and a held connection blocks the pipeline).
     py_query = (
-        f"import duckdb; print(duckdb.connect('{ws.catalog_path}', read_only=True)"
-        f".sql('{SPLIT_QUERY}'))"
+        f"from musicdata.workspace import Workspace; "
+        f"print(Workspace.open('{ws.root}').catalog.query('{SPLIT_QUERY}'))"
     )
     emit(
         summary,
@@ -178,6 +284,7 @@ def demo(
         f"catalog: {ws.catalog_path}\nshards:  {shard_dirs}\n\n"
         f"Encodings compared on the same pieces (musicdata encodings compare):",
         table_text(compare),
+        *(demo_train_text(result["train"], ws.root) if result.get("train") else []),
         "Try:",
         f'  musicdata --home {ws.root} catalog sql "{EXAMPLE_QUERY}"',
         f'  musicdata --home {ws.root} catalog sql "{QUARANTINE_QUERY}"',

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from musicdata.encodings.fidelity import EPS, Resolution, grid_tolerance
 from schemas.config import config_hash
 
 # Real corpora have cut time, 3/2 chorales, 6/8 jigs and 7/8 dances; MidiTok's default range has
@@ -43,9 +44,12 @@ MULTITRACK: dict[str, Any] = {
 
 # The beat grid, velocity and tempo bins of the beat-based encodings: REMI's paper values (32
 # velocity bins, 32 tempo bins in 40-250 bpm) on MidiTok's grid (8 positions per beat for
-# durations up to 4 beats, 4 up to 12).
+# durations up to 4 beats, 4 up to 12), extended by whole beats up to 64 beats. Deviation: MidiTok
+# (and REMI's 2 bars) stop at 12 beats, and real scores hold notes longer (tied whole notes,
+# pedal tones in quartets: 11k notes in 39 of 172 music21 files were clipped to 12 beats). 64 beats
+# cover 32 quarters in any meter up to x/8, the cap of `normalize.normalize_notes`.
 BEAT_GRID: dict[str, Any] = {
-    "beat_res": {"0-4": 8, "4-12": 4},
+    "beat_res": {"0-4": 8, "4-12": 4, "12-64": 1},
     "num_velocities": 32,
     "use_tempos": True,
     "num_tempos": 32,
@@ -113,9 +117,14 @@ class Encoding(ABC):
         return score_notes(score, self.time_unit)
 
     @abstractmethod
-    def tolerances(self, score: Any, notes: np.ndarray) -> tuple[float, np.ndarray]:
-        """Onset tolerance and per-note duration tolerance (in `time_unit`): the encoding's
-        resolution, so a note within them counts as recovered."""
+    def resolution(self, score: Any, notes: np.ndarray) -> Resolution:
+        """Per-note half-step tolerances and longest writable duration (in `time_unit`): the
+        encoding's own grid at each note, so fidelity is strict per encoding."""
+
+    def pitch_in_range(self, pitches: np.ndarray) -> np.ndarray:
+        """Which pitches the encoding can write (bool per note); MidiTok ranges are inclusive."""
+        lo, hi = self.params.get("pitch_range", (0, 127))
+        return (pitches >= lo) & (pitches <= hi)
 
 
 class MidiTokEncoding(Encoding):
@@ -156,7 +165,7 @@ class MidiTokEncoding(Encoding):
             raise EncodingError(msg)
         if not any(str(t).startswith(self.note_token_prefixes) for t in _flatten(seq.tokens)):
             lo, hi = self.params.get("pitch_range", ("?", "?"))
-            msg = f"no note tokens: no note falls in the tokenizer's pitch range {lo}..{hi - 1}"
+            msg = f"no note tokens: no note falls in the tokenizer's pitch range {lo}..{hi}"
             raise EncodingError(msg)
         return np.asarray(seq.ids, dtype=np.int32 if self.kind == "flat" else np.int16)
 
@@ -187,21 +196,32 @@ class MidiTokEncoding(Encoding):
     def sub_vocab_sizes(self) -> list[int] | None:
         return None if self.kind == "flat" else [len(v) for v in self.tokenizer.vocab]
 
-    def tolerances(self, score: Any, notes: np.ndarray) -> tuple[float, np.ndarray]:
+    def duration_grid(self) -> np.ndarray:
+        """Every duration the tokenizer can write, in beats (MidiTok's (beat, pos, res) tuples)."""
+        return np.array([b + p / r for b, p, r in self.tokenizer.durations], dtype=np.float64)
+
+    def resolution(self, score: Any, notes: np.ndarray) -> Resolution:
         """MidiTok's grid: onsets on `max_num_pos_per_beat` positions per beat, durations on the
-        `beat_res` grid of their range; longer than the last range is out of vocabulary. A beat
-        is the time signature's denominator, so the coarsest denominator in the piece rules."""
-        dens = [ts.denominator for ts in score.time_signatures] or [4]
-        beat_q = 4 / min(dens)
-        ranges = [(*_range_key(k), res) for k, res in self.params["beat_res"].items()]
-        onset_tol = beat_q / max(res for _, _, res in ranges)
-        dur_beats = notes[:, 2] / beat_q
-        step = np.full(len(notes), np.inf)
-        for lo, hi, res in ranges:
-            inside = (dur_beats >= lo) & (dur_beats <= hi)
-            step[inside] = np.minimum(step[inside], 1.0 / res)
-        step[dur_beats < min(lo for lo, _, _ in ranges)] = 1.0 / max(r for *_, r in ranges)
-        return onset_tol, step * beat_q
+        duration tokens; a beat is the denominator of the time signature in force at the note
+        (only signatures the tokenizer knows: MidiTok drops the others and the previous one
+        stays in force)."""
+        beat_q = _beat_quarters(score, notes[:, 1], set(self.tokenizer.time_signatures))
+        onset_tol = beat_q / self.tokenizer.config.max_num_pos_per_beat / 2
+        dur_tol, max_beats = grid_tolerance(notes[:, 2] / beat_q, self.duration_grid())
+        return Resolution(onset_tol, dur_tol * beat_q, max_beats * beat_q)
+
+
+def _beat_quarters(score: Any, onsets_q: np.ndarray, known: set[tuple[int, int]]) -> np.ndarray:
+    """Length in quarters of the beat (4 / denominator) in force at each onset."""
+    tpq = score.ticks_per_quarter
+    sigs = [(0.0, 4)]
+    for ts in sorted(score.time_signatures, key=lambda t: t.time):
+        if (ts.numerator, ts.denominator) in known:
+            sigs.append((ts.time / tpq, ts.denominator))
+    times = np.array([t for t, _ in sigs])
+    dens = np.array([d for _, d in sigs], dtype=np.float64)
+    idx = np.searchsorted(times, onsets_q + EPS, side="right") - 1
+    return 4.0 / dens[np.clip(idx, 0, len(dens) - 1)]
 
 
 def _flatten(tokens: list) -> list:

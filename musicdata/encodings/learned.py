@@ -122,6 +122,14 @@ class RemiUnigram(LearnedEncoding):
 
 
 class MidiLikeBPE(LearnedEncoding):
+    """BPE over MidiTok's *single-stream* MIDILike (BPE learns merges within one stream, per bar);
+    lossy where same-program tracks re-strike a held pitch (see `midilike`)."""
+
     name = "midilike-bpe"
     base = MidiLike
     model = "BPE"
+    lossless = False
+
+    @classmethod
+    def learned_defaults(cls) -> dict[str, Any]:
+        return {**super().learned_defaults(), "one_token_stream_for_programs": True}

@@ -24,7 +24,7 @@ NB_DEFAULTS: dict[str, Any] = {
 
 class _NoteBased(MidiTokEncoding):
     kind = "compound"
-    version = 1
+    version = 2  # 2: pitch range inclusive as MidiTok's (pitch 109 raised KeyError)
     paper = "Ryu et al. 2024, Nested Music Transformer (arXiv 2408.01180)"
     tokenizer_class = "NBTokenizer"
     lossless = False  # merges notes with the same onset, instrument and pitch (paper's de-dup)

@@ -78,12 +78,14 @@ class NBTokenizer(miditok.MusicTokenizer):
             + [f"Type_NewTimeSig_{n}/{d}" for n, d in self.time_signatures],
             "Beat": [f"Beat_{i}" for i in range(cfg.max_num_pos_per_beat * max_beats)],
             "Program": [f"Program_{p}" for p in cfg.programs],
-            "Pitch": [f"Pitch_{i}" for i in range(*cfg.pitch_range)],
+            # MidiTok's pitch ranges are inclusive (its preprocessing keeps pitch_range[1])
+            "Pitch": [f"Pitch_{i}" for i in range(cfg.pitch_range[0], cfg.pitch_range[1] + 1)],
             "Duration": [f"Duration_{'.'.join(map(str, d))}" for d in self.durations],
             "Velocity": [f"Velocity_{v}" for v in self.velocities],
         }
         if cfg.use_pitchdrum_tokens:
-            per_field["Pitch"] += [f"PitchDrum_{i}" for i in range(*cfg.drums_pitch_range)]
+            lo, hi = cfg.drums_pitch_range
+            per_field["Pitch"] += [f"PitchDrum_{i}" for i in range(lo, hi + 1)]
         if cfg.use_chords:
             per_field["Chord"] = ["Chord_N", *self._create_chords_tokens()]
         if cfg.use_tempos:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from musicdata.encodings.base import Encoding, EncodingError
+from musicdata.encodings.fidelity import Resolution
 
 PAD, EOS = 0, 1
 MIN_VELOCITY, MAX_VELOCITY = 1, 127
@@ -96,9 +97,12 @@ class Performance(Encoding):
             parts.append(notes)
         return np.concatenate(parts) if parts else np.zeros((0, 4))
 
-    def tolerances(self, score: Any, notes: np.ndarray) -> tuple[float, np.ndarray]:
+    def resolution(self, score: Any, notes: np.ndarray) -> Resolution:
+        """Onsets round to the 10 ms grid (half a step); a duration is the difference of two
+        rounded times, so it may move by a whole step. No longest duration."""
         step = 1.0 / self.params["steps_per_second"]
-        return step, np.full(len(notes), step)
+        n = len(notes)
+        return Resolution(np.full(n, step / 2), np.full(n, step), np.full(n, np.inf))
 
     # ---- encode / decode ---------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,9 +20,18 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from musicdata.audio import AUDIO_SUFFIXES
-from musicdata.fsutil import TooLarge, copy_hashing, fsync_dir, sha256_file, tmp_name
+from musicdata.fsutil import (
+    TooLarge,
+    copy_hashing,
+    fsync_dir,
+    is_environment_error,
+    sha256_file,
+    tmp_name,
+    workspace_write_error,
+)
 from musicdata.ingest.midi import MIDI_SUFFIXES
 from musicdata.workspace import Workspace
+from schemas.config import ArchiveConfig
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 MIDI_MAGIC = (b"MThd", b"RIFF")
@@ -140,6 +150,7 @@ def _add_file(ws: Workspace, path: Path, out: Discovery, *, explicit: bool) -> N
             with path.open("rb") as fh:
                 _store(ws, fh, cap, expected=sha)
     except OSError as exc:
+        _raise_if_environment(ws, exc)
         out.rejected.append(Rejected(str(path), "unreadable", str(exc), stage="ingest"))
         return
     out.candidates.append(Candidate(str(path), sha, size, kind=kind))
@@ -167,6 +178,12 @@ def _store(
         tmp.unlink(missing_ok=True)
 
 
+def _raise_if_environment(ws: Workspace, exc: BaseException) -> None:
+    """A full disk or an unwritable workspace stops the run; the input is not to blame."""
+    if isinstance(exc, OSError) and is_environment_error(exc, ws.root):
+        raise workspace_write_error(exc, ws.root) from exc
+
+
 def _unsafe_name(name: str) -> str | None:
     p = PurePosixPath(name.replace("\\", "/"))
     if p.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
@@ -179,9 +196,16 @@ def _unsafe_name(name: str) -> str | None:
 def _add_archive(ws: Workspace, path: Path, out: Discovery) -> None:
     apath = str(path)
     try:
-        with _archive_members(path) as members:
+        with _archive_members(path, ws.config.archive, ws.config.ingest.timeout_s) as listing:
+            members, stopped = listing
+            if stopped and stopped[0] == "too_many_members":
+                out.rejected.append(Rejected(apath, *stopped))
+                return
             _add_members(ws, apath, members, out)
+            if stopped:
+                out.rejected.append(Rejected(apath, *stopped))
     except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
+        _raise_if_environment(ws, exc)
         out.rejected.append(Rejected(apath, "bad_archive", f"cannot read archive: {exc}"))
 
 
@@ -194,10 +218,6 @@ def _add_members(ws: Workspace, apath: str, members: list[_Member], out: Discove
     def reject(name: str, reason: str, detail: str) -> None:
         out.rejected.append(Rejected(f"{apath}!{name}", reason, detail, archive=apath))
 
-    if len(members) > cfg.max_members:
-        detail = f"{len(members)} members > cap {cfg.max_members} (archive.max_members)"
-        out.rejected.append(Rejected(apath, "too_many_members", detail))
-        return
     for m in members:
         if m.is_dir:
             continue
@@ -230,6 +250,7 @@ def _add_members(ws: Workspace, apath: str, members: list[_Member], out: Discove
             reject(m.name, "too_large", f"member expands to {exc} (declared {m.size})")
             continue
         except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
+            _raise_if_environment(ws, exc)
             reject(m.name, "bad_archive", f"cannot read member: {exc}")
             continue
         total += size
@@ -248,10 +269,29 @@ class _Member:
 
 
 @contextmanager
-def _archive_members(path: Path) -> Iterator[list[_Member]]:
-    """Open an archive and list its members without extracting anything."""
+def _archive_members(
+    path: Path, cfg: ArchiveConfig, timeout_s: float
+) -> Iterator[tuple[list[_Member], tuple[str, str] | None]]:
+    """Open an archive and list its members without extracting anything: (members, why the
+    listing stopped early as (reason, detail), or None).
+
+    Listing is capped like extraction: it stops one member past `max_members` (a million empty
+    members would cost a GB of member records), never passes over a member larger than the
+    member cap or past the total cap (for a compressed tar, passing over means decompressing:
+    an 82 KB .tar.bz2 can declare 64 GiB), and stops after `timeout_s`."""
+    too_many = ("too_many_members", f"more than {cfg.max_members} members (archive.max_members)")
     if path.name.lower().endswith(".zip"):
+        with path.open("rb") as fh:
+            # The end record says how many entries the central directory holds; read it before
+            # zipfile parses them all into memory. (zipfile has no public API for this record.)
+            end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
+        if end and end[zipfile._ECD_ENTRIES_TOTAL] > cfg.max_members:  # type: ignore[attr-defined]
+            yield [], too_many
+            return
         with zipfile.ZipFile(path) as zf:
+            if len(zf.infolist()) > cfg.max_members:  # an end record that understated it
+                yield [], too_many
+                return
             members = []
             for info in zf.infolist():
                 mode = info.external_attr >> 16
@@ -266,11 +306,26 @@ def _archive_members(path: Path) -> Iterator[list[_Member]]:
                         partial(zf.open, info),
                     )
                 )
-            yield members
+            yield members, None
         return
+    member_cap = int(cfg.max_member_mb * _MB)
+    total_cap = int(cfg.max_total_mb * _MB)
+    deadline = time.monotonic() + timeout_s
     with tarfile.open(path) as tf:
-        members = []
-        for ti in tf.getmembers():
+        members: list[_Member] = []
+        stopped: tuple[str, str] | None = None
+        passed = 0  # declared bytes the listing has to read through to reach the next header
+        while True:
+            if len(members) > cfg.max_members:
+                stopped = too_many
+                break
+            if time.monotonic() > deadline:
+                detail = f"listing took more than {timeout_s:g} s (ingest.timeout_s); rest unread"
+                stopped = ("timeout", detail)
+                break
+            ti = tf.next()
+            if ti is None:
+                break
             unsafe = None
             if ti.issym() or ti.islnk():
                 unsafe = "link member"
@@ -279,7 +334,15 @@ def _archive_members(path: Path) -> Iterator[list[_Member]]:
             members.append(
                 _Member(ti.name, ti.size, 0, ti.isdir(), unsafe, partial(_tar_open, tf, ti))
             )
-        yield members
+            passed += ti.size
+            if ti.size > member_cap or passed > total_cap:
+                detail = (
+                    f"member {ti.name} declares {ti.size} bytes (archive.max_member_mb / "
+                    "max_total_mb); the members after it were not read"
+                )
+                stopped = ("too_large", detail)
+                break
+        yield members, stopped
 
 
 def _tar_open(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> BinaryIO:

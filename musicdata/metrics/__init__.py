@@ -1,17 +1,17 @@
 """Set-level music metrics (the mgeval / PerceiverS suite) and transcription scores.
 
-    from musicdata.metrics import evaluate_folders, extract_features, evaluate_sets, notes_from_midi
+    from musicdata.metrics import extract_features, evaluate_sets, notes_from_midi
+    from musicdata.stages.metrics import evaluate_folders
     ev = evaluate_folders(Path("ref"), Path("gen"))
     ev.results["pch"]["oa"], ev.results["pch"]["kld"]
 
 - `features`: per-piece features, vectorized over a whole set (`extract_features`);
 - `sets`: intra/inter distances, KDE on a common support, KLD and OA (`evaluate_sets`);
-- `evaluate`: folders in, results out, `record_evaluation` into the catalog;
+- folders in, results out, recorded in the catalog: the metrics stage (musicdata.stages.metrics);
 - `transcription`: note-level precision/recall/F1 with mir_eval (`note_scores`);
 - `plots`: `plot_metric(detail, ax)` from a catalog row.
 """
 
-from musicdata.metrics.evaluate import Evaluation, evaluate_folders, record_evaluation
 from musicdata.metrics.features import (
     FEATURES,
     FeatureConfig,
@@ -25,17 +25,14 @@ from musicdata.metrics.transcription import note_scores, score_midi_pair
 
 __all__ = [
     "FEATURES",
-    "Evaluation",
     "FeatureConfig",
     "Notes",
     "SetConfig",
     "compare_distributions",
-    "evaluate_folders",
     "evaluate_sets",
     "extract_features",
     "note_scores",
     "notes_from_midi",
     "notes_from_score",
-    "record_evaluation",
     "score_midi_pair",
 ]

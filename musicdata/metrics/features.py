@@ -3,7 +3,7 @@
 All pieces of a set are concatenated into one note table (piece index, onset, offset, pitch,
 length in beats) and every feature is computed with array operations over that table
 (bincount / unique / searchsorted), so the cost is a few passes over the notes of the whole set,
-not a Python loop per note or per piece. `musicdata.metrics.loops` holds the straightforward
+not a Python loop per note or per piece. `musicdata.testing.loops` holds the straightforward
 per-note definitions the tests and the benchmark compare against.
 
 Definitions (notes of all non-drum tracks merged, ordered by onset then pitch):

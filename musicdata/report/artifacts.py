@@ -1,11 +1,7 @@
-"""The report's tables as Prefect markdown artifacts (one per section), for the Prefect UI.
-
-Only called from inside a flow run; the library never needs Prefect otherwise.
-"""
+"""The report's tables as markdown (one document per section): what the `report` flow publishes
+as Prefect artifacts (flows/report.py); the library itself never imports Prefect."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from musicdata.report.html import fmt_value
 from musicdata.report.model import Section, Table
@@ -33,19 +29,3 @@ def section_markdown(sec: Section) -> str:
     parts = [f"### {sec.title}", "", *sec.text, ""]
     parts += [table_markdown(t) for t in sec.tables]
     return "\n".join(parts)
-
-
-def publish_artifacts(sections: list[Section], index: Path) -> list[str]:
-    """Create one markdown artifact per section plus a link to the HTML page; returns the keys."""
-    from prefect.artifacts import create_link_artifact, create_markdown_artifact
-
-    keys = []
-    for sec in sections:
-        key = f"report-{sec.key}"
-        create_markdown_artifact(key=key, markdown=section_markdown(sec), description=sec.title)
-        keys.append(key)
-    create_link_artifact(
-        key="report-html", link=index.resolve().as_uri(), link_text="musicdata report (HTML)"
-    )
-    keys.append("report-html")
-    return keys

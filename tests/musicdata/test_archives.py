@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from musicdata.ingest.discover import _unsafe_name
-from musicdata.ingest.pipeline import ingest_paths
+from musicdata.stages.ingest import ingest_paths
 from musicdata.workspace import Workspace
 
 GOOD = (FIXTURES / "folk_6_8.mid").read_bytes()

@@ -21,10 +21,10 @@ from musicdata.audio.codec import (
     encode_audio,
     load_model,
 )
-from musicdata.audio.codec_shards import read_codes, tokenize_codec
-from musicdata.audio.synth import render_midi
-from musicdata.ingest.pipeline import ingest_paths
-from musicdata.shards import read_shard_metadata
+from musicdata.stages.codec import read_codes, tokenize_codec
+from musicdata.testing.audio import render_midi
+from musicdata.stages.ingest import ingest_paths
+from musicdata.store import read_shard_metadata
 from musicdata.workspace import Workspace
 from schemas.config import CodecConfig
 
@@ -111,12 +111,19 @@ def test_codec_shards_in_the_catalog(ws: Workspace, tmp_path: Path) -> None:
 
     out = tokenize_codec(ws, "encodec-32k", run_id="c1", allow_untrained=True)
     assert (out.tokenized, out.quarantined, out.shards_written, out.trained) == (2, 0, 1, False)
-    assert out.frames == 150 + 50 and out.tokens == 4 * out.frames
+    # one token per frame (a compound step of K codes), as for every compound encoding
+    assert out.frames == 150 + 50 and out.tokens == out.frames
     stats = ws.catalog.query(
         "SELECT encoding, sum(pieces) AS pieces, sum(tokens) AS tokens, any_value(vocab_size) AS v "
         "FROM token_stats WHERE encoding = 'encodec-32k' GROUP BY encoding"
     ).to_pylist()
     assert stats == [{"encoding": "encodec-32k", "pieces": 2, "tokens": out.tokens, "v": 2048}]
+    # the in-place shard views cover codec shards, and agree with the catalog's token counts
+    lengths = ws.catalog.query(
+        "SELECT sum(tokens) AS tokens FROM token_length_stats "
+        "WHERE encoding = 'encodec-32k'"
+    ).to_pylist()
+    assert lengths == [{"tokens": out.tokens}]
     enc = ws.catalog.query("SELECT kind, config_json FROM encodings").to_pylist()[0]
     assert enc["kind"] == "codec" and json.loads(enc["config_json"])["trained"] is False
 

@@ -60,8 +60,8 @@ def test_real_files_encode_decode_and_fidelity(name: str) -> None:
         assert f.error is None, f"{name} on {fname}: {f.error}"
         notes, recovered = notes + f.notes, recovered + f.recovered
     ratio = recovered / notes
-    if e.lossless:  # lossless in principle: >= 99% of the notes of real files come back
-        assert ratio >= 0.99, f"{name}: fidelity {ratio:.4f}"
+    if e.lossless:  # lossless: >= 99.5% of the notes of real files come back (strict measure)
+        assert ratio >= 0.995, f"{name}: fidelity {ratio:.4f}"
     else:  # lossy by design: the loss is measured, and most notes still survive
         assert 0.85 <= ratio <= 1.0, f"{name}: fidelity {ratio:.4f}"
 
@@ -269,3 +269,117 @@ def test_empty_of_music_is_unencodable() -> None:
             continue  # the performance vocabulary has all 128 pitches
         with pytest.raises(EncodingError):
             enc(name).encode(score)
+
+
+# ---- real pieces changed in one known way (issue 12) ---------------------------------------
+
+
+def _tiled(name: str, copies: int) -> symusic.Score:
+    """A real piece played `copies` times in a row: a long piece with many bars."""
+    src = real_score(name)
+    out = src.copy()
+    span = src.end()
+    for k in range(1, copies):
+        for t_out, t_src in zip(out.tracks, src.tracks, strict=True):
+            for n in t_src.notes:
+                t_out.notes.append(symusic.Note(n.time + k * span, n.duration, n.pitch, n.velocity))
+    return out
+
+
+def _meter_change_on_empty_bar() -> symusic.Score:
+    """Clara Schumann's polonaise (3/4) turned to 2/4 from bar 4, whose bar has no onset."""
+    s = real_score("waltz_3_4.mid").copy()
+    q = s.ticks_per_quarter
+    for t in s.tracks:
+        t.notes = [n for n in t.notes if not 12 * q <= n.time < 14 * q]
+    s.time_signatures.append(symusic.TimeSignature(12 * q, 2, 4))
+    return s
+
+
+def _canon_on_one_program() -> symusic.Score:
+    """Bach's chorale with its soprano doubled an eighth later, a quarter as long, on the same
+    program: the copy re-strikes pitches the soprano still holds and ends first (nested)."""
+    s = real_score("chorale_4_4.mid").copy()
+    q = s.ticks_per_quarter
+    copy = symusic.Track(program=s.tracks[0].program, name="canon")
+    for n in s.tracks[0].notes:
+        copy.notes.append(symusic.Note(n.time + q // 2, max(1, n.duration // 4), n.pitch, 60))
+    s.tracks.append(copy)
+    return s
+
+
+def _up_to_pitch_109() -> symusic.Score:
+    """The chorale transposed so its top note is 109 (MidiTok's inclusive top; NB raised
+    KeyError 'Pitch_109' on a real pop file)."""
+    s = real_score("chorale_4_4.mid").copy()
+    top = max(n.pitch for t in s.tracks for n in t.notes)
+    return s.shift_pitch(109 - top)
+
+
+HARD = {
+    "tiled_300_bars": lambda: _tiled("folk_6_8.mid", 30),
+    "meter_change_on_empty_bar": _meter_change_on_empty_bar,
+    "same_program_canon": _canon_on_one_program,
+    "pitch_109": _up_to_pitch_109,
+}
+
+
+@pytest.mark.parametrize("case", sorted(HARD))
+@pytest.mark.parametrize("name", ALL)
+def test_hard_real_cases_strict(name: str, case: str) -> None:
+    """Lossless encodings recover >= 99.5% strictly; lossy ones lose only for their named
+    reasons (de-duplication, one piano roll), never by a shift or a clip."""
+    e = enc(name)
+    score = HARD[case]()
+    f = measure(e, score, e.encode(score))
+    assert f.error is None, f"{name}/{case}: {f.error}"
+    if e.lossless:
+        assert f.ratio >= 0.995, f"{name}/{case}: {f}"
+    else:
+        assert set(f.lost) <= {"unison", "overlap", "restruck"}, f"{name}/{case}: {f.lost}"
+
+
+def test_octuple_segments_decode_alone_and_together() -> None:
+    e = enc("octuple")
+    score = _tiled("folk_6_8.mid", 30)  # 300 bars of 6/8
+    tokens = e.encode(score)
+    starts = e.segment_starts(tokens)
+    assert len(starts) == 2 and starts[0] == 0
+    assert measure(e, score, tokens).ratio == 1.0
+    seg = tokens[starts[1] :]
+    alone = e.decode(seg)
+    n_notes = sum(len(t.notes) for t in alone.tracks)
+    assert n_notes == len(seg) - 1, "segment 2 = its meter row + one row per note"
+    assert alone.end() <= 256 * 3 * alone.ticks_per_quarter
+
+
+def test_octuple_meter_row_where_midi_tok_shifts_notes() -> None:
+    from musicdata.encodings.octuple import Octuple
+
+    class MidiTokOctuple(Octuple):
+        def _tokenizer_class(self):
+            import miditok
+
+            return miditok.Octuple
+
+    score = _meter_change_on_empty_bar()
+    old = MidiTokOctuple()
+    f_old = measure(old, score, old.encode(score))
+    assert f_old.ratio < 0.9 and "onset" in f_old.lost, "MidiTok moves every later note"
+    e = enc("octuple")
+    tokens = e.encode(score)
+    meter = e.tokenizer.vocab[0]["Meter_None"]
+    assert int((tokens[:, 0] == meter).sum()) == 1
+    assert measure(e, score, tokens).ratio == 1.0
+
+
+def test_midilike_single_stream_variant_is_lossy_on_same_program_tracks() -> None:
+    score = _canon_on_one_program()
+    single = get_encoding("midilike", {"one_token_stream_for_programs": True})
+    assert not single.lossless
+    f = measure(single, score, single.encode(score))
+    assert f.ratio < 0.95 and set(f.lost) <= {"overlap", "restruck"}, f
+    e = enc("midilike")
+    tokens = e.encode(score)
+    assert int((tokens == e.tokenizer.vocab["Track_None"]).sum()) == 5, "one stream per track"
+    assert measure(e, score, tokens).ratio == 1.0

@@ -9,7 +9,7 @@ import pytest
 from conftest import BROKEN, FIXTURES, REAL, make_workspace
 
 from musicdata.catalog import records
-from musicdata.ingest.pipeline import ingest_paths
+from musicdata.stages.ingest import ingest_paths
 from musicdata.workspace import Workspace
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from musicdata.catalog import records
 from musicdata.catalog.connection import migrate_to, now
 from musicdata.catalog.lineage import lineage, resolve, walk
-from musicdata.catalog.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
+from musicdata.testing.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
 from musicdata.cli import app
 from musicdata.workspace import Workspace
 from schemas.catalog import latest_version
@@ -148,7 +148,7 @@ def test_cli_tree_json_and_kind_filter(trained: Workspace) -> None:
 
 
 def test_quarantined_file_says_why(tmp_path: Path, corpus: Path) -> None:
-    from musicdata.ingest.pipeline import ingest_paths
+    from musicdata.stages.ingest import ingest_paths
 
     ws = make_workspace(tmp_path / "home")
     ingest_paths(ws, [corpus / "truncated.mid", corpus / "folk_6_8.mid"], run_id="i")

@@ -17,7 +17,7 @@ from musicdata.metrics.features import (
     notes_from_midi,
     notes_from_score,
 )
-from musicdata.metrics.loops import piece_features_loop
+from musicdata.testing.loops import piece_features_loop
 
 TPQ = 480
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
-from musicdata.catalog.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
+from musicdata.testing.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
 from musicdata.cli import app
 from musicdata.report import build_report
 from musicdata.report.artifacts import section_markdown
@@ -164,8 +164,8 @@ def test_cli_report_json(full: Workspace, tmp_path: Path) -> None:
 
 
 def test_token_names_for_unused_remi_ids(tmp_path: Path, corpus: Path) -> None:
-    from musicdata.ingest.pipeline import ingest_paths
-    from musicdata.tokenize import tokenize_encoding
+    from musicdata.stages.ingest import ingest_paths
+    from musicdata.stages.tokenize import tokenize_encoding
 
     ws = make_workspace(tmp_path / "home")
     ingest_paths(ws, [corpus / "folk_6_8.mid"], run_id="i")

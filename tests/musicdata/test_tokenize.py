@@ -12,9 +12,10 @@ import symusic
 from conftest import REAL, make_workspace
 
 from musicdata.encodings import get_encoding
-from musicdata.ingest.pipeline import ingest_paths
-from musicdata.shards import read_shard_metadata
-from musicdata.tokenize import shard_relpath, tokenize_encoding
+from musicdata.stages.ingest import ingest_paths
+from musicdata.store import read_shard_metadata
+from musicdata.stages.tokenize import tokenize_encoding
+from musicdata.store import shard_relpath
 from musicdata.workspace import Workspace
 from schemas.shards import FLAT_TOKENS
 

@@ -11,9 +11,9 @@ import symusic
 from conftest import REAL
 
 from musicdata.encodings import REGISTRY, get_encoding
-from musicdata.ingest.pipeline import ingest_paths
-from musicdata.shards import read_shard_metadata
-from musicdata.tokenize import tokenize_encodings
+from musicdata.stages.ingest import ingest_paths
+from musicdata.store import read_shard_metadata
+from musicdata.stages.tokenize import tokenize_encodings
 from musicdata.workspace import Workspace
 
 ALL = sorted(REGISTRY)

@@ -11,12 +11,12 @@ import soundfile as sf
 import symusic
 from conftest import FIXTURES
 
-from musicdata.audio.synth import render_midi
+from musicdata.testing.audio import render_midi
 from musicdata.audio.transcribe import params_hash, transcription_params
-from musicdata.audio.transcribe_stage import transcribe_pending
-from musicdata.ingest.pipeline import ingest_paths
+from musicdata.stages.transcribe import transcribe_pending
+from musicdata.stages.ingest import ingest_paths
 from musicdata.metrics.transcription import score_midi_pair
-from musicdata.tokenize import tokenize_encoding
+from musicdata.stages.tokenize import tokenize_encoding
 from musicdata.workspace import Workspace
 from schemas.config import TranscribeConfig
 
@@ -131,8 +131,8 @@ def test_done_when_mixed_folder_end_to_end(
     """Real renders, hostile audio and MIDI in one ingest run: every recording ends ok or
     quarantined, good ones become transcribed pieces in REMI shards and codec shards, and
     lineage links audio -> piece -> shard and audio -> codec shard."""
-    from musicdata.audio.codec_shards import tokenize_codec
-    from musicdata.audio.synth import write_hostile_files
+    from musicdata.stages.codec import tokenize_codec
+    from musicdata.testing.audio import write_hostile_files
     from schemas.config import CodecConfig
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # untrained codec, never a download

@@ -1,7 +1,8 @@
 """Parquet token shards: explicit schema, rows sorted by piece id, zstd, atomic write.
 
-Shards are append-only per (encoding, config hash, split): a run writes part-NNNNN files for the
-pieces that were not tokenized before. The same inputs give byte-identical files (no timestamps or
+One table builder for every shard kind: flat (int32 [T]), compound (int16 [T, F]) and codec
+(EnCodec codes stored frame by frame as [T, K] int16, K codebooks). Shards are append-only per
+(encoding, config hash, split): a run writes new part files for the pieces not tokenized before. The same inputs give byte-identical files (no timestamps or
 run ids inside; those live in the catalog).
 """
 
@@ -50,7 +51,11 @@ def build_table(
     config_hash: str,
     kind: str,
     sub_tokens: list[str] | None = None,
+    extra_meta: dict[str, object] | None = None,
 ) -> pa.Table:
+    """rows -> a table in the kind's schema, sorted by piece id. Codec rows hold codes [T, K]
+    (frames x codebooks; transpose [K, T] codes before). `extra_meta` adds Parquet metadata."""
+    assert kind in ("flat", "compound", "codec"), f"unknown shard kind {kind!r}"
     rows = sorted(rows, key=lambda r: r.piece_id)
     lengths = np.array([len(r.tokens) for r in rows], dtype=np.int32)
     offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32)
@@ -84,6 +89,7 @@ def build_table(
         shard_format=SHARD_FORMAT_VERSION,
         code_version=__version__,
         **({"sub_tokens": ",".join(sub_tokens)} if sub_tokens else {}),
+        **{k: str(v) for k, v in (extra_meta or {}).items()},
     )
     return table.replace_schema_metadata(meta.metadata)
 

@@ -1,5 +1,6 @@
-"""Evaluate a generated set against a reference set: folders in, per-feature statistics out,
-optionally recorded in the catalog (eval_results + lineage + a runs row)."""
+"""The metrics stage: a generated set against a reference set, folders in, per-feature statistics
+out (musicdata.metrics does the per-set work), optionally recorded in the catalog (eval_results +
+lineage + a runs row)."""
 
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from musicdata import __version__, progress
+from musicdata import __version__
 from musicdata.audio.transcribe import (
     TranscribeJob,
     model_id,
@@ -26,34 +26,21 @@ from musicdata.audio.transcribe import (
 from musicdata.catalog import audio as audio_records
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
-from musicdata.ingest.pipeline import ingest_config_hash, piece_id_for
+from musicdata.catalog.outcomes import Outcome, record_outcomes
+from musicdata.ingest.ids import ingest_config_hash, piece_id_for
 from musicdata.isolate import IsolatedPool
+from musicdata.stages.kit import Summary, isolated_batches, stage_run
 from musicdata.workspace import Workspace
 
 STAGE = "transcribe"
 
 
-@dataclass
-class TranscribeSummary:
-    run_id: str
-    params_hash: str
-    transcribed: int = 0
-    no_notes: int = 0
-    transcribe_failed: int = 0
-    audio_s: float = 0.0
-    seconds: float = 0.0  # worker wall time, summed
-    reasons: dict[str, int] = field(default_factory=dict)
+KEYS = ("transcribed", "no_notes", "transcribe_failed", "audio_s", "seconds")
+INGEST_COUNTS = KEYS[:3]  # what an ingest summary adds up
 
-    def counts(self) -> dict[str, int]:
-        """The fields an ingest summary adds up."""
-        return {
-            "transcribed": self.transcribed,
-            "no_notes": self.no_notes,
-            "transcribe_failed": self.transcribe_failed,
-        }
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
+def ingest_counts(summary: Summary) -> dict[str, int]:
+    return {k: int(summary.counts[k]) for k in INGEST_COUNTS}
 
 
 def transcribe_batch(pool: IsolatedPool, jobs: list[TranscribeJob]) -> list[dict[str, Any]]:
@@ -71,21 +58,23 @@ class Steps:
 
 
 def transcribe_pending(
-    ws: Workspace, *, run_id: str, steps: Steps | None = None, batch_size: int = 8
-) -> TranscribeSummary:
-    """Transcribe every canonical recording that has no transcription under the current params."""
+    ws: Workspace,
+    *,
+    run_id: str,
+    steps: Steps | None = None,
+    batch_size: int = 8,
+    lock: bool = True,
+) -> Summary:
+    """Transcribe every canonical recording that has no transcription under the current params.
+    `lock=False` inside a stage that already holds the workspace lock (ingest)."""
     steps = steps or Steps()
     phash = params_hash(ws.config.transcribe)
-    summary = TranscribeSummary(run_id, phash)
     with ws.catalog.write() as con:
         todo = audio_records.recordings_to_transcribe(con, phash)
     if not todo:
-        return summary
-    with ws.catalog.write() as con:
-        records.start_run(con, run_id, STAGE, __version__, ws.config.to_dict())
-    _run_all(ws, run_id, todo, steps, batch_size, summary)
-    with ws.catalog.write() as con:
-        records.finish_run(con, run_id, "completed", summary.to_dict())
+        return Summary(STAGE, run_id, phash)
+    with stage_run(ws, STAGE, run_id, config_hash=phash, keys=KEYS, lock=lock) as summary:
+        _run_all(ws, run_id, todo, steps, batch_size, summary)
     return summary
 
 
@@ -95,34 +84,36 @@ def _run_all(
     todo: list[tuple[str, str, str, str, float]],
     steps: Steps,
     batch_size: int,
-    summary: TranscribeSummary,
+    summary: Summary,
 ) -> None:
     cfg = ws.config.transcribe
     icfg = ws.config.ingest
     mpath = model_path(cfg)
     meta = {sha: (split, path) for sha, split, _, path, _ in todo}
-    with (
-        IsolatedPool.configured(transcribe_recording, cfg) as pool,
-        progress.bar("transcribe", len(todo)) as advance,
-    ):
-        for i in range(0, len(todo), batch_size):
-            jobs = [
-                TranscribeJob(
-                    sha,
-                    str(ws.abspath(blob)),
-                    str(ws.root),
-                    cfg,
-                    mpath,
-                    icfg.max_notes,
-                    icfg.max_duration_s,
-                    icfg.max_tracks,
-                    icfg.content_hash_tpq,
-                )
-                for sha, _, blob, _, _ in todo[i : i + batch_size]
-            ]
-            results = steps.transcribe(pool, jobs)
-            record_transcriptions(ws, run_id, results, meta, summary)
-            advance(len(jobs))
+    jobs = [
+        TranscribeJob(
+            sha,
+            str(ws.abspath(blob)),
+            str(ws.root),
+            cfg,
+            mpath,
+            icfg.max_notes,
+            icfg.max_duration_s,
+            icfg.max_tracks,
+            icfg.content_hash_tpq,
+        )
+        for sha, _, blob, _, _ in todo
+    ]
+    batches = isolated_batches(
+        transcribe_recording,
+        cfg,
+        jobs,
+        label="transcribe",
+        batch_size=batch_size,
+        step=steps.transcribe,
+    )
+    for _, results in batches:
+        record_transcriptions(ws, run_id, results, meta, summary)
 
 
 def record_transcriptions(
@@ -130,7 +121,7 @@ def record_transcriptions(
     run_id: str,
     results: list[dict[str, Any]],
     meta: dict[str, tuple[str, str]],
-    summary: TranscribeSummary,
+    summary: Summary,
 ) -> None:
     """One short transaction per batch: pieces, transcriptions, quarantine, lineage."""
     cfg = ws.config.transcribe
@@ -139,7 +130,7 @@ def record_transcriptions(
     mid = model_id(cfg)
     ichash = ingest_config_hash(ws)
     t = now()
-    files, pieces, trans, quarantine, results_rows, edges = [], [], [], [], [], []
+    files, pieces, trans, outcomes, edges = [], [], [], [], []
     with ws.catalog.write() as con:
         canon = records.canonical_pieces(
             con, [r["piece"]["content_hash"] for r in results if r["status"] == "ok"]
@@ -148,10 +139,10 @@ def record_transcriptions(
             sha = r["sha256"]
             split, path = meta[sha]
             pid = None
-            summary.audio_s += r["audio_s"]
-            summary.seconds += r["seconds"]
+            summary.add("audio_s", r["audio_s"])
+            summary.add("seconds", r["seconds"])
             if r["status"] == "ok":
-                summary.transcribed += 1
+                summary.add("transcribed")
                 pid = piece_id_for(r["midi_sha256"])
                 piece = r["piece"]
                 near = canon.get(piece["content_hash"])
@@ -196,22 +187,10 @@ def record_transcriptions(
                     for src in (f"audio:{sha}", f"model:{mid}")
                 )
             elif r["status"] == "no_notes":
-                summary.no_notes += 1
+                summary.add("no_notes")
             else:
-                summary.transcribe_failed += 1
-                summary.reasons[r["reason"]] = summary.reasons.get(r["reason"], 0) + 1
-                quarantine.append(
-                    {
-                        "path": path,
-                        "sha256": sha,
-                        "stage": STAGE,
-                        "reason": r["reason"],
-                        "detail": r["detail"],
-                        "config_hash": phash,
-                        "run_id": run_id,
-                        "created_at": t,
-                    }
-                )
+                summary.add("transcribe_failed")
+                summary.reasons[r["reason"]] += 1
             trans.append(
                 {
                     "recording_sha256": sha,
@@ -228,21 +207,12 @@ def record_transcriptions(
                     "created_at": t,
                 }
             )
-            results_rows.append(
-                {
-                    "stage": STAGE,
-                    "input_id": sha,
-                    "config_hash": phash,
-                    "status": "quarantined" if r["status"] == "quarantined" else "ok",
-                    "output_id": pid,
-                    "run_id": run_id,
-                    "created_at": t,
-                }
-            )
+            status = "quarantined" if r["status"] == "quarantined" else "ok"
+            reason = {"reason": r["reason"], "detail": r["detail"]} if status != "ok" else {}
+            outcomes.append(Outcome(sha, status, pid, path=path, sha256=sha, **reason))
         pieces = list({p["piece_id"]: p for p in pieces}.values())  # two recordings, same MIDI
         records.insert_rows(con, "files", files, on_conflict_nothing=True)
         records.insert_rows(con, "pieces", pieces, on_conflict_nothing=True)
         records.insert_rows(con, "transcriptions", trans, on_conflict_nothing=True)
-        records.insert_rows(con, "quarantine", quarantine)
-        records.insert_rows(con, "stage_results", results_rows, on_conflict_nothing=True)
+        record_outcomes(con, STAGE, phash, run_id, outcomes)
         records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)

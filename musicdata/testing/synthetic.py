@@ -1,5 +1,5 @@
 """A synthetic corpus written exactly like the pipeline writes one (catalog rows + Parquet shards
-through `musicdata.shards`), for tests and benchmarks of the analytics at any size.
+through the shard store's one writer), for tests and benchmarks of the analytics at any size.
 
 Token ids follow a Zipf-like law over each vocabulary and the top `unused` ids are never drawn,
 so frequency tables and vocabulary coverage have known answers.
@@ -16,8 +16,7 @@ import numpy as np
 from musicdata import __version__
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
-from musicdata.shards import ShardRow, build_table, write_shard
-from musicdata.tokenize import shard_relpath, shard_rows
+from musicdata.store import ShardRow, ShardWriter, next_indexes
 from musicdata.workspace import Workspace
 
 SPLITS = ("train", "validation", "test")
@@ -173,34 +172,17 @@ def _write_encoding(
                 "sub_vocab_sizes": list(enc.vocab_sizes) if compound else None,
             },
         )
-        parts = dict(
-            con.execute(
-                "SELECT split, count(*) FROM core.shards WHERE encoding = ? AND config_hash = ? "
-                "GROUP BY split",
-                [enc.name, chash],
-            ).fetchall()
-        )
+        paths = records.shard_paths(con, enc.name, chash)
     keep: dict[str, np.ndarray] = {}
-    per_shard = ws.config.shards.rows_per_shard
-    for split in SPLITS:
-        members = [i for i, s in enumerate(splits) if s == split]
-        for k, start in enumerate(range(0, len(members), per_shard)):
-            part = parts.get(split, 0) + k  # appending: new part files, like a tokenize rerun
-            chunk = members[start : start + per_shard]
-            rows = [ShardRow(ids[i], flat[offsets[i] : offsets[i + 1]]) for i in chunk]
-            if len(ids) <= 2000:
-                keep.update({r.piece_id: r.tokens for r in rows})
-            table = build_table(
-                rows,
-                split=split,
-                encoding=enc.name,
-                config_hash=chash,
-                kind=enc.kind,
-                sub_tokens=list(enc.fields) or None,
-            )
-            rel = shard_relpath(cfg, split, part)
-            written = write_shard(table, ws.abspath(rel), ws.config.shards)
-            sizes = {r.piece_id: len(r.tokens) for r in rows}
-            with ws.catalog.write() as con:  # the tokenize stage's own shard rows
-                shard_rows(con, cfg, rel, split, written, sizes, run_id)
+    # the store's one writer: new part files after the existing ones, like a tokenize rerun
+    writer = ShardWriter(
+        ws, cfg, run_id, enc.kind, next_indexes(paths), sub_tokens=list(enc.fields) or None
+    )
+    for i, pid in enumerate(ids):
+        row = ShardRow(pid, flat[offsets[i] : offsets[i + 1]])
+        if len(ids) <= 2000:
+            keep[pid] = row.tokens
+        writer.add(splits[i], row)
+    with ws.catalog.write() as con:
+        writer.close(con)
     return keep

@@ -1,63 +1,50 @@
-"""The ingest stage as library functions: discover -> parse batches in isolation -> record.
+"""The ingest stage: discover -> parse batches in isolation -> record; audio alike, then transcribe.
 
-`ingest_paths` runs the stage without Prefect (notebooks, tests); the Prefect flow passes its task
-wrappers of the same step functions in `Steps`, so both paths run the same code.
+A driver on the stage kit. `ingest_paths` runs the stage without Prefect (notebooks, tests, the
+local CLI); the Prefect flow passes task wrappers of the same step functions in `Steps`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from musicdata import __version__, progress
+from musicdata.audio.ingest import parse_audio_batch
+from musicdata.catalog import audio as audio_records
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
+from musicdata.catalog.outcomes import Outcome, record_outcomes
 from musicdata.ingest.discover import Candidate, Discovery, Rejected, discover
+from musicdata.ingest.ids import (
+    AUDIO_STAGE,
+    STAGE,
+    audio_config_hash,
+    ingest_config_hash,
+    piece_id_for,
+    recording_id_for,
+)
 from musicdata.ingest.midi import MidiJob, inspect_midi
 from musicdata.ingest.split import assign_split
 from musicdata.isolate import IsolatedPool
+from musicdata.stages.kit import Summary, batched, stage_run
+from musicdata.stages.transcribe import ingest_counts, transcribe_pending
 from musicdata.workspace import Workspace
-from schemas.config import config_hash
 
-STAGE = "ingest"
-INGEST_VERSION = 1  # bump when parsing or validation changes what a file's outcome is
-
-
-def ingest_config_hash(ws: Workspace) -> str:
-    return config_hash(ws.config.ingest, {"stage": STAGE, "version": INGEST_VERSION})
-
-
-def piece_id_for(sha256: str) -> str:
-    return "p" + sha256[:20]
-
-
-@dataclass
-class IngestSummary:
-    run_id: str
-    ok: int = 0
-    quarantined: int = 0
-    duplicates: int = 0
-    near_duplicates: int = 0
-    skipped: int = 0
-    ignored: int = 0
-    recordings: int = 0  # audio files among ok
-    transcribed: int = 0  # recordings transcribed into MIDI pieces (this run)
-    no_notes: int = 0  # recordings transcribed to "no notes" (silence)
-    transcribe_failed: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-
-    def add(self, other: dict[str, int]) -> None:
-        for key, value in other.items():
-            if key == "reasons":
-                for reason, n in value.items():  # type: ignore[attr-defined]
-                    self.reasons[reason] = self.reasons.get(reason, 0) + n
-            else:
-                setattr(self, key, getattr(self, key) + value)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+KEYS = (
+    "ok",
+    "quarantined",
+    "duplicates",
+    "near_duplicates",
+    "skipped",
+    "ignored",
+    "recordings",  # audio files among ok
+    "transcribed",  # recordings transcribed into MIDI pieces (this run)
+    "no_notes",  # recordings transcribed to "no notes" (silence)
+    "transcribe_failed",
+)
 
 
 def parse_batch(ws: Workspace, shas: list[str]) -> list[dict[str, Any]]:
@@ -115,32 +102,16 @@ def record_inputs(
         **({kind.count_as: 0} if kind.count_as else {}),
     }
     t = now()
-    file_rows, out_rows, quarantine_rows, result_rows, edges = [], [], [], [], []
+    file_rows, out_rows, edges = [], [], []
+    # (stage, outcome, mark done): one recorder writes quarantine and stage_results rows
+    outcomes: list[tuple[str, Outcome, bool]] = []
 
     def quarantine(path: str, sha: str | None, reason: str, detail: str, stage: str) -> None:
-        quarantine_rows.append(
-            {
-                "path": path,
-                "sha256": sha,
-                "stage": stage,
-                "reason": reason,
-                "detail": detail,
-                "config_hash": chash,
-                "run_id": run_id,
-                "created_at": t,
-            }
-        )
+        o = Outcome.quarantined(sha or path, reason, detail, path=path, sha256=sha)
+        outcomes.append((stage, o, False))
 
-    def result(sha: str, status: str, out: str | None) -> dict[str, Any]:
-        return {
-            "stage": kind.stage,
-            "input_id": sha,
-            "config_hash": chash,
-            "status": status,
-            "output_id": out,
-            "run_id": run_id,
-            "created_at": t,
-        }
+    def result(sha: str, status: str, out: str | None) -> tuple[str, Outcome, bool]:
+        return (kind.stage, Outcome(sha, status, output_id=out), True)
 
     with ws.catalog.write() as con:
         shas = sorted({f.sha256 for f in files})
@@ -179,8 +150,10 @@ def record_inputs(
             if rec["status"] != "ok":
                 counts["quarantined"] += 1
                 counts["reasons"][rec["reason"]] = counts["reasons"].get(rec["reason"], 0) + 1
-                quarantine(f.path, f.sha256, rec["reason"], rec["detail"], kind.stage)
-                result_rows.append(result(f.sha256, "quarantined", None))
+                o = Outcome.quarantined(
+                    f.sha256, rec["reason"], rec["detail"], path=f.path, sha256=f.sha256
+                )
+                outcomes.append((kind.stage, o, True))
                 done[f.sha256] = ("quarantined", None)
                 continue
             oid = kind.make_id(f.sha256)
@@ -205,7 +178,7 @@ def record_inputs(
                     "created_at": t,
                 }
             )
-            result_rows.append(result(f.sha256, "ok", oid))
+            outcomes.append(result(f.sha256, "ok", oid))
             edges.append(
                 {
                     "src_id": f"file:{f.sha256}",
@@ -227,8 +200,9 @@ def record_inputs(
             quarantine(r.path, r.sha256, r.reason, r.detail, r.stage)
         records.insert_rows(con, "files", file_rows)
         records.insert_rows(con, kind.table, out_rows, on_conflict_nothing=True)
-        records.insert_rows(con, "quarantine", quarantine_rows)
-        records.insert_rows(con, "stage_results", result_rows)
+        for stage, mark in sorted({(st, done) for st, _, done in outcomes}):
+            group = [o for st, o, done in outcomes if (st, done) == (stage, mark)]
+            record_outcomes(con, stage, chash, run_id, group, mark_done=mark)
         records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
     return counts
 
@@ -254,22 +228,28 @@ def record_batch(
     return record_inputs(ws, run_id, files, parsed, rejected, MIDI, ingest_config_hash(ws))
 
 
-def _parse_audio(ws: Workspace, shas: list[str]) -> list[dict[str, Any]]:
-    from musicdata.audio.ingest import parse_audio_batch
+AUDIO = InputKind(
+    stage=AUDIO_STAGE,
+    table="recordings",
+    id_column="recording_id",
+    make_id=recording_id_for,
+    node=lambda sha, rid: f"audio:{sha}",
+    canonical=audio_records.canonical_recordings,
+    file_kind="audio",
+    count_as="recordings",
+)
 
-    return parse_audio_batch(ws, shas)
 
-
-def _record_audio(ws: Workspace, run_id: str, files: list[Candidate], parsed: list) -> dict:
-    from musicdata.audio.ingest import record_audio_batch
-
-    return record_audio_batch(ws, run_id, files, parsed)
+def record_audio_batch(
+    ws: Workspace, run_id: str, files: list[Candidate], parsed: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Record a batch of decoded recordings: the MIDI rules, with recordings for pieces and
+    `audio:<sha256>` lineage nodes."""
+    return record_inputs(ws, run_id, files, parsed, [], AUDIO, audio_config_hash(ws))
 
 
 def _transcribe(ws: Workspace, run_id: str) -> dict[str, int]:
-    from musicdata.audio.transcribe_stage import transcribe_pending
-
-    return transcribe_pending(ws, run_id=f"{run_id}:transcribe").counts()
+    return ingest_counts(transcribe_pending(ws, run_id=f"{run_id}:transcribe", lock=False))
 
 
 @dataclass(frozen=True)
@@ -280,8 +260,8 @@ class Steps:
     parse: Callable[[Workspace, list[str]], list[dict[str, Any]]] = parse_batch
     record: Callable[..., dict[str, Any]] = record_batch
     # audio (musicdata.audio): decode + validate in isolation, record, then transcribe
-    parse_audio: Callable[[Workspace, list[str]], list[dict[str, Any]]] = _parse_audio
-    record_audio: Callable[..., dict[str, Any]] = _record_audio
+    parse_audio: Callable[[Workspace, list[str]], list[dict[str, Any]]] = parse_audio_batch
+    record_audio: Callable[..., dict[str, Any]] = record_audio_batch
     transcribe: Callable[[Workspace, str], dict[str, int]] = _transcribe
 
 
@@ -292,7 +272,7 @@ def ingest_paths(
     run_id: str,
     steps: Steps | None = None,
     transcribe: bool | None = None,
-) -> IngestSummary:
+) -> Summary:
     """Ingest files, folders and archives; a rerun on the same inputs does no work.
 
     Audio files are decoded and recorded as recordings, then (unless `transcribe` is False, or
@@ -301,73 +281,63 @@ def ingest_paths(
     steps = steps or Steps()
     if transcribe is None:
         transcribe = ws.config.transcribe.enabled
-    summary = IngestSummary(run_id=run_id)
-    found = steps.discover(ws, inputs)
-    summary.ignored = len(found.ignored)
-    with ws.catalog.write() as con:
-        records.start_run(con, run_id, "ingest", __version__, ws.config.to_dict())
-        known = records.known_files(con, [(c.path, c.sha256) for c in found.candidates])
-        seen_rejections = records.known_rejections(con, [r.path for r in found.rejected])
+    with stage_run(ws, STAGE, run_id, config_hash=ingest_config_hash(ws), keys=KEYS) as summary:
+        found = steps.discover(ws, inputs)
+        summary.add("ignored", len(found.ignored))
+        with ws.catalog.write() as con:
+            known = records.known_files(con, [(c.path, c.sha256) for c in found.candidates])
+            seen_rejections = records.known_rejections(con, [r.path for r in found.rejected])
         new = [c for c in found.candidates if (c.path, c.sha256) not in known]
-        new_audio = [c for c in new if c.kind == "audio"]
-        new = [c for c in new if c.kind != "audio"]
-        # Bytes to parse: new shas the catalog has no outcome for under this config.
-        new_shas = sorted({c.sha256 for c in new})
-        done = records.stage_status(con, STAGE, ingest_config_hash(ws), new_shas)
-    rejected = [r for r in found.rejected if (r.path, r.reason) not in seen_rejections]
-    summary.skipped = (
-        len(found.candidates) - len(new) - len(new_audio) + len(found.rejected) - len(rejected)
-    )
-    to_parse = sorted({c.sha256 for c in new} - set(done))
-    batch_size = max(1, ws.config.ingest.batch_size)
-    batches = [to_parse[i : i + batch_size] for i in range(0, len(to_parse), batch_size)]
-    by_sha: dict[str, list[Candidate]] = {}
-    for c in new:
-        by_sha.setdefault(c.sha256, []).append(c)
-    with progress.bar("ingest", len(to_parse)) as advance:
-        for batch in batches:
-            parsed = steps.parse(ws, batch)
-            files = sorted((c for s in batch for c in by_sha[s]), key=lambda c: c.path)
-            summary.add(steps.record(ws, run_id, files, parsed, []))
-            advance(len(batch))
-    # Files whose bytes were already known (or are quarantined before parsing): no parse needed.
-    parsed_shas = set(to_parse)
-    rest = sorted((c for c in new if c.sha256 not in parsed_shas), key=lambda c: c.path)
-    if rest or rejected:
-        summary.add(steps.record(ws, run_id, rest, [], rejected))
-    if new_audio:
-        _ingest_audio(ws, run_id, new_audio, steps, summary)
-    if transcribe:
-        summary.add(steps.transcribe(ws, run_id))
-    with ws.catalog.write() as con:
-        records.finish_run(con, run_id, "completed", summary.to_dict())
+        rejected = [r for r in found.rejected if (r.path, r.reason) not in seen_rejections]
+        summary.add("skipped", len(found.candidates) - len(new) + len(found.rejected) - len(rejected))
+        midi = [c for c in new if c.kind != "audio"]
+        _ingest_kind(ws, run_id, midi, rejected, steps.parse, steps.record, MIDI, summary)
+        audio = [c for c in new if c.kind == "audio"]
+        if audio:
+            record_audio = steps.record_audio
+            _ingest_kind(
+                ws,
+                run_id,
+                audio,
+                [],
+                steps.parse_audio,
+                lambda ws, run_id, files, parsed, _: record_audio(ws, run_id, files, parsed),
+                AUDIO,
+                summary,
+            )
+        if transcribe:
+            summary.merge(steps.transcribe(ws, run_id))
     return summary
 
 
-def _ingest_audio(
-    ws: Workspace, run_id: str, new: list[Candidate], steps: Steps, summary: IngestSummary
+def _ingest_kind(
+    ws: Workspace,
+    run_id: str,
+    new: list[Candidate],
+    rejected: list[Rejected],
+    parse: Callable[[Workspace, list[str]], list[dict[str, Any]]],
+    record: Callable[..., dict[str, Any]],
+    kind: InputKind,
+    summary: Summary,
 ) -> None:
-    """Audio candidates: decode what the catalog has no outcome for, record every path."""
-    from musicdata.audio.ingest import STAGE as AUDIO_STAGE
-    from musicdata.audio.ingest import audio_config_hash
-
+    """Parse what the catalog has no outcome for (in batches), record every path."""
+    midi = kind is MIDI
+    chash = ingest_config_hash(ws) if midi else audio_config_hash(ws)
     with ws.catalog.write() as con:
-        done = records.stage_status(
-            con, AUDIO_STAGE, audio_config_hash(ws), sorted({c.sha256 for c in new})
-        )
+        done = records.stage_status(con, kind.stage, chash, sorted({c.sha256 for c in new}))
     to_parse = sorted({c.sha256 for c in new} - set(done))
     by_sha: dict[str, list[Candidate]] = {}
     for c in new:
         by_sha.setdefault(c.sha256, []).append(c)
-    size = max(1, ws.config.audio.batch_size)
-    with progress.bar("ingest audio", len(to_parse)) as advance:
-        for i in range(0, len(to_parse), size):
-            batch = to_parse[i : i + size]
-            parsed = steps.parse_audio(ws, batch)
+    cfg = ws.config.ingest if midi else ws.config.audio
+    with progress.bar("ingest" if midi else "ingest audio", len(to_parse)) as advance:
+        for batch in batched(to_parse, cfg.batch_size):
+            parsed = parse(ws, list(batch))
             files = sorted((c for s in batch for c in by_sha[s]), key=lambda c: c.path)
-            summary.add(steps.record_audio(ws, run_id, files, parsed))
+            summary.merge(record(ws, run_id, files, parsed, []))
             advance(len(batch))
+    # Files whose bytes were already known (or refused before parsing): no parse needed.
     parsed_shas = set(to_parse)
     rest = sorted((c for c in new if c.sha256 not in parsed_shas), key=lambda c: c.path)
-    if rest:
-        summary.add(steps.record_audio(ws, run_id, rest, []))
+    if rest or rejected:
+        summary.merge(record(ws, run_id, rest, [], rejected))

@@ -1,0 +1,167 @@
+"""The model side's front door: what the train, evaluate and generate stages call.
+
+The data side (musicdata) hands over a ShardManifest and gets records and arrays back; it never
+touches torch. Training hyperparameters per preset live here (model sizes live in each family's
+registry entry): `debug` trains in seconds on CPU (tests), `small` is a real CPU run in minutes,
+`paper` follows the papers (it keeps only the last 3 checkpoint files; their catalog rows stay,
+so a pruned checkpoint is still in the lineage but no longer loadable) (NMT: batch 8, lr 1e-4 cosine, 2000 warm-up steps; a family may
+override, e.g. PerceiverS's initial lr 0.03125 through its spec's `train_presets`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schemas.manifest import ShardManifest
+from schemas.training import TrainRecord
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "debug": {
+        "steps": 12, "batch_size": 4, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 2,
+        "eval_every": 6, "eval_batches": 2, "ckpt_every": 6, "keep_last": 0, "weight_decay": 0.0,
+    },
+    "small": {
+        "steps": 600, "batch_size": 16, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 50,
+        "eval_every": 100, "eval_batches": 8, "ckpt_every": 100, "keep_last": 0, "transpose": 3,
+    },
+    "paper": {
+        "steps": 100_000, "batch_size": 8, "lr": 1e-4, "min_lr": 1e-5, "warmup_steps": 2000,
+        "eval_every": 1000, "eval_batches": 32, "ckpt_every": 1000, "transpose": 5,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a train call will do, known before the first step (for the catalog row)."""
+
+    model: str
+    preset: str
+    model_config: dict[str, Any]
+    train_config: dict[str, Any]
+    n_parameters: int
+    device: str
+    segmentation: str
+
+
+def accepts(model: str) -> tuple[str, ...]:
+    """Shard kinds or encoding names the model family accepts."""
+    from models.builders import MODELS
+
+    if model not in MODELS:
+        msg = f"unknown model {model!r}; registered: {', '.join(sorted(MODELS))}"
+        raise ValueError(msg)
+    return MODELS[model].kinds
+
+
+def model_names() -> list[str]:
+    from models.builders import MODELS
+
+    return sorted(MODELS)
+
+
+def train_config(model: str, preset: str, **overrides: Any) -> Any:
+    """TrainConfig of a preset: the shared table, the family's own `train_presets`, overrides."""
+    from models.builders import MODELS
+    from models.train.config import TrainConfig
+
+    if preset not in TRAIN_PRESETS:
+        msg = f"unknown preset {preset!r}; presets: {', '.join(TRAIN_PRESETS)}"
+        raise ValueError(msg)
+    family = getattr(MODELS[model], "train_presets", None) or {}
+    values = {**TRAIN_PRESETS[preset], **family.get(preset, {})}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(values)
+
+
+def train(
+    model: str,
+    preset: str,
+    manifest: ShardManifest,
+    out_dir: str | Path,
+    *,
+    resume_from: str | Path | None = None,
+    model_overrides: dict[str, Any] | None = None,
+    **train_overrides: Any,
+) -> tuple[Plan, Iterator[TrainRecord]]:
+    """Build the model for the manifest at `preset` and start training: (plan, records)."""
+    from models.builders import MODELS, build
+    from models.train.loop import fit, resolve_device
+
+    spec = MODELS[model]
+    net = build(model, preset, manifest, **(model_overrides or {}))
+    cfg = train_config(model, preset, **train_overrides)
+    plan = Plan(
+        model=model,
+        preset=preset,
+        model_config=net.cfg.to_dict(),  # type: ignore[attr-defined]
+        train_config=cfg.to_dict(),
+        n_parameters=sum(p.numel() for p in net.parameters()),
+        device=str(resolve_device(cfg.device)),
+        segmentation=spec.segmentation,
+    )
+    records = fit(
+        net,
+        manifest,
+        cfg,
+        out_dir,
+        resume_from=resume_from,
+        model_name=model,
+        segmentation=spec.segmentation,
+        pad_side=spec.pad_side,
+        extra_meta={"preset": preset, "manifest_hash": manifest.hash},
+    )
+    return plan, records
+
+
+def evaluate(
+    checkpoint: str | Path,
+    manifest: ShardManifest,
+    split: str = "test",
+    *,
+    batch_size: int = 8,
+    max_batches: int | None = None,
+) -> dict[str, Any]:
+    """NLL of a checkpoint on a split: mean_nll, bits_per_token, perplexity, tokens,
+    sub_token_nll {name: nats}, sub_token_perplexity."""
+    from models.builders import MODELS
+    from models.evaluate import evaluate_nll
+    from models.train.checkpoint import load_model
+
+    net = load_model(checkpoint)
+    name = _checkpoint_model(checkpoint)
+    stats = evaluate_nll(
+        net, manifest, split, batch_size, max_batches, segmentation=MODELS[name].segmentation
+    )
+    return stats.to_dict(net.cfg.sub_tokens)  # type: ignore[attr-defined]
+
+
+def generate(
+    checkpoint: str | Path,
+    n: int,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """n unconditional samples from a checkpoint, as token arrays [T] or [T, F]."""
+    from models.evaluate import generate_samples
+    from models.train.checkpoint import load_model
+
+    net = load_model(checkpoint)
+    samples = generate_samples(
+        net, n, max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+    )
+    return [s.numpy() for s in samples]
+
+
+def _checkpoint_model(checkpoint: str | Path) -> str:
+    from models.train.checkpoint import load_checkpoint
+
+    return str(load_checkpoint(checkpoint).meta["model_name"])

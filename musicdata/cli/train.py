@@ -1,0 +1,135 @@
+"""Model commands: train, evaluate, generate. Each calls its stage directly (no Prefect start-up);
+with PREFECT_API_URL set the same work runs through its flow, tracked by the server."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+
+from musicdata import progress
+from musicdata.cli.common import JsonOpt, app, emit, fail, tracked, workspace
+from musicdata.cli.pipeline import NoWaitOpt, run_guard
+
+PRESET_HELP = "debug: seconds on CPU; small: a real CPU run in minutes; paper: the paper's sizes."
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Option("--model", "-m", help="nmt, flat, perceivers, cadenza.")] = "nmt",
+    encoding: Annotated[str, typer.Option("--encoding", "-e", help="Shards to train on.")] = "nb-pf",
+    preset: Annotated[str, typer.Option("--preset", "-p", help=PRESET_HELP)] = "debug",
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Optimizer steps.")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue this train run from its last checkpoint.")
+    ] = None,
+    config_hash: Annotated[
+        str | None, typer.Option("--config-hash", help="Which tokenizer config (default newest).")
+    ] = None,
+    sub_decoder: Annotated[
+        str | None, typer.Option("--sub-decoder", help="nmt only: parallel or cross.")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:1.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Training seed.")] = None,
+    as_json: JsonOpt = False,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Train a model on an encoding's shards; checkpoints, curves and lineage land in the catalog."""
+    progress.enable(not as_json)
+    ws = workspace()
+    t0 = time.perf_counter()
+    overrides = {"sub_decoder": sub_decoder} if sub_decoder else None
+    kwargs: dict[str, Any] = dict(
+        model=model, encoding=encoding, preset=preset, steps=steps, resume=resume,
+        config_hash=config_hash or "latest", seed=seed, device=device, model_overrides=overrides,
+    )
+    with run_guard(ws, "train", no_wait, as_json):
+        try:
+            if tracked():
+                from flows.train import train_flow
+
+                s = train_flow(str(ws.root), **kwargs)
+            else:
+                from models import api
+                from musicdata.stages.train import train as run_train
+
+                s = run_train(ws, api, **kwargs).to_dict()
+        except ValueError as exc:
+            fail(str(exc))
+    s.update(seconds=round(time.perf_counter() - t0, 2), home=str(ws.root))
+    emit(
+        s,
+        as_json,
+        f"train {s['train_run_id']}: {s['model']} on {s['encoding']} ({s['preset']}, "
+        f"{s['n_parameters']:,} parameters, {s['device']}): {s['steps']} steps, "
+        f"train loss {s.get('train_loss', float('nan')):.4f}, validation NLL "
+        f"{s.get('validation_nll', float('nan')):.4f}, {s['checkpoints']} checkpoints in "
+        f"{s['seconds']} s",
+        f"next: musicdata evaluate {s['train_run_id']}   musicdata generate {s['train_run_id']} --n 4",
+    )
+
+
+@app.command()
+def evaluate(
+    train_run_id: Annotated[str, typer.Argument(help="A train run id (`musicdata train` prints it).")],
+    split: Annotated[str, typer.Option("--split", help="train, validation or test.")] = "test",
+    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="Default: the newest.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    max_batches: Annotated[int | None, typer.Option("--max-batches", min=1)] = None,
+    as_json: JsonOpt = False,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """NLL (mean, bits per token, per sub-token) of a train run's checkpoint on a split."""
+    ws = workspace()
+    with run_guard(ws, "evaluate", no_wait, as_json):
+        try:
+            from models import api
+            from musicdata.stages.evaluate import evaluate as run_eval
+
+            s = run_eval(
+                ws, api, train_run_id, split=split, checkpoint=checkpoint,
+                batch_size=batch_size, max_batches=max_batches,
+            ).to_dict()
+        except ValueError as exc:
+            fail(str(exc))
+    subs = ", ".join(f"{k[4:]} {v:.3f}" for k, v in s.items() if k.startswith("nll/"))
+    emit(
+        s,
+        as_json,
+        f"evaluate {s['checkpoint_id']} on {s['split']} ({s['tokens']} tokens): NLL {s['nll']:.4f}, "
+        f"{s['bits_per_token']:.3f} bits/token" + (f"; per sub-token: {subs}" if subs else ""),
+    )
+
+
+@app.command()
+def generate(
+    train_run_id: Annotated[str, typer.Argument(help="A train run id.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="How many pieces.")] = 4,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 256,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 1.0,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="Default: the newest.")] = None,
+    as_json: JsonOpt = False,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Sample pieces from a checkpoint into MIDI files, recorded with lineage to the checkpoint."""
+    ws = workspace()
+    with run_guard(ws, "generate", no_wait, as_json):
+        try:
+            from models import api
+            from musicdata.stages.evaluate import generate as run_gen
+
+            s = run_gen(
+                ws, api, train_run_id, n=n, max_new_tokens=max_new_tokens,
+                temperature=temperature, top_p=top_p, seed=seed, checkpoint=checkpoint,
+            ).to_dict()
+        except ValueError as exc:
+            fail(str(exc))
+    emit(
+        s,
+        as_json,
+        f"generate: {s['generated']} pieces in {s['out_dir']} ({s['undecodable']} did not decode)",
+        f"compare with the test split: musicdata metrics <test MIDI folder> {s['out_dir']}",
+    )

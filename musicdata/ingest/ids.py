@@ -1,0 +1,32 @@
+"""Ids and config hashes of ingested inputs: MIDI pieces and audio recordings.
+
+Pure functions shared by the ingest and transcribe stages (a transcribed piece is keyed exactly
+like an ingested one), kept apart from both so neither stage imports the other's module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.config import config_hash
+
+STAGE = "ingest"
+INGEST_VERSION = 1  # bump when parsing or validation changes what a file's outcome is
+AUDIO_STAGE = "ingest:audio"
+AUDIO_INGEST_VERSION = 1  # bump when decoding or validation changes a file's outcome
+
+
+def ingest_config_hash(ws: Any) -> str:
+    return config_hash(ws.config.ingest, {"stage": STAGE, "version": INGEST_VERSION})
+
+
+def audio_config_hash(ws: Any) -> str:
+    return config_hash(ws.config.audio, {"stage": AUDIO_STAGE, "version": AUDIO_INGEST_VERSION})
+
+
+def piece_id_for(sha256: str) -> str:
+    return "p" + sha256[:20]
+
+
+def recording_id_for(sha256: str) -> str:
+    return "r" + sha256[:20]

@@ -1,0 +1,137 @@
+"""The stage kit: what every stage (ingest, transcribe, tokenize, codec, train, evaluate, publish)
+does the same way, written once.
+
+A stage is: take the workspace run lock, start a run row, find what is pending under its config
+hash, run the per-item work in isolated workers in batches (with a progress bar), turn each item's
+`Outcome` into catalog rows through the one recorder, count everything in one `Summary`, finish the
+run row (completed, or failed with the error). The drivers in this package are short because the
+kit holds all of that.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from musicdata import __version__, progress
+from musicdata.catalog import records
+from musicdata.catalog.outcomes import Outcome, record_outcomes
+from musicdata.isolate import IsolatedPool
+from musicdata.workspace import Workspace
+
+T = TypeVar("T")
+
+__all__ = ["Outcome", "Summary", "batched", "isolated_batches", "record_outcomes", "stage_run"]
+
+
+@dataclass
+class Summary:
+    """One summary type for every stage's `--json`: counters (ok, quarantined, skipped and the
+    stage's own, e.g. tokenized or shards_written), quarantine reasons, and plain facts (encoding,
+    shard_dir). Counters read as attributes: `summary.tokenized`."""
+
+    stage: str
+    run_id: str
+    config_hash: str = ""
+    counts: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("counts", "reasons", "info"):
+            raise AttributeError(name)
+        if name in self.info:
+            return self.info[name]
+        return self.counts[name]
+
+    def add(self, key: str, n: float = 1) -> None:
+        self.counts[key] += n
+
+    def count(self, outcomes: Sequence[Outcome], ok_as: str = "ok") -> None:
+        """Count outcomes: ok ones under `ok_as`, quarantines by reason."""
+        for o in outcomes:
+            if o.status == "quarantined":
+                self.counts["quarantined"] += 1
+                self.reasons[o.reason or "unknown"] += 1
+            else:
+                self.counts[ok_as if o.status == "ok" else o.status] += 1
+
+    def merge(self, other: Summary | dict[str, Any]) -> None:
+        """Add another summary's counters and reasons (e.g. transcription inside ingest)."""
+        d = other.to_dict() if isinstance(other, Summary) else other
+        for key, value in d.items():
+            if key == "reasons":
+                self.reasons.update(value)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                self.counts[key] += value
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.counts.items()}
+        return {
+            "stage": self.stage,
+            "run_id": self.run_id,
+            **({"config_hash": self.config_hash} if self.config_hash else {}),
+            **self.info,
+            **counts,
+            "reasons": dict(sorted(self.reasons.items())),
+        }
+
+
+@contextmanager
+def stage_run(
+    ws: Workspace,
+    stage: str,
+    run_id: str,
+    *,
+    config_hash: str = "",
+    keys: Sequence[str] = ("ok", "quarantined", "skipped"),
+    info: dict[str, Any] | None = None,
+    lock: bool = True,
+) -> Iterator[Summary]:
+    """Hold the workspace run lock, record the run's start and end around the body; the body
+    fills the yielded Summary. An exception marks the run failed (with its message) and goes on."""
+    summary = Summary(stage, run_id, config_hash, Counter(dict.fromkeys(keys, 0)), Counter(), {})
+    summary.info.update(info or {})
+    with ws.run_lock(stage) if lock else _nothing():
+        with ws.catalog.write() as con:
+            records.start_run(con, run_id, stage, __version__, ws.config.to_dict())
+        try:
+            yield summary
+        except BaseException as exc:
+            with ws.catalog.write() as con:
+                records.finish_run(con, run_id, "failed", {**summary.to_dict(), "error": repr(exc)})
+            raise
+        with ws.catalog.write() as con:
+            records.finish_run(con, run_id, "completed", summary.to_dict())
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    size = max(1, size)
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def isolated_batches(
+    fn: Callable[[Any], Any],
+    cfg: Any,
+    jobs: Sequence[Any],
+    *,
+    label: str,
+    batch_size: int,
+    step: Callable[[IsolatedPool, Sequence[Any]], list[dict[str, Any]]],
+) -> Iterator[tuple[Sequence[Any], list[dict[str, Any]]]]:
+    """Run `jobs` through one pool of isolated workers (sized and limited by the stage's config
+    section), a batch at a time: yields (batch, records). `step(pool, batch)` is the batch call
+    (the Prefect flow swaps in a task-wrapped one); a failure is a quarantine record."""
+    with IsolatedPool.configured(fn, cfg) as pool, progress.bar(label, len(jobs)) as advance:
+        for batch in batched(jobs, batch_size):
+            yield batch, step(pool, batch)
+            advance(len(batch))
