@@ -10,8 +10,9 @@ size and steps. No thresholds: it prints what it measures.
 CPU (default): lengths scaled down keeping the paper's 3072:8192 ratio (384:1024); the flat model's
 depth/width is tuned so its parameter count is within 5% of the NMT model's (equal-size race).
 GPU: `--device cuda --preset paper` runs the paper's sizes (builders' "paper" presets, batch 8,
-bf16 autocast) for NB-PF+NMT, NB-MF+NMT, NB-MF+parallel, CP+NMT and REMI flat and reports
-s/iteration, tokens/s and peak memory (the paper's table: 0.217/0.215/0.123/0.224/0.461 s/it,
+bf16 autocast; the flat decoder at the paper's 512x6, not matched, unless --match) for
+NB-PF+NMT, NB-MF+NMT, NB-MF+parallel, CP+NMT and REMI flat and reports s/iteration, tokens/s
+and peak memory (the paper's table: 0.217/0.215/0.123/0.224/0.461 s/it,
 16.1/16.1/8.4/16.1/19.9 GB).
 
     python benchmarks/bench_nmt.py [--steps 10] [--batch 4] [--nb-len 384] [--remi-len 1024]
@@ -147,7 +148,9 @@ def time_runs(
     for j, (i, s) in enumerate(order):
         model, batch = jobs[i]
         if device == "cuda" and s == 0:
-            if j:  # free the previous job before this one starts
+            if j:  # free the previous job (weights, grads, AdamW state) before this one starts
+                opts[i - 1].state.clear()
+                jobs[i - 1][0].zero_grad(set_to_none=True)
                 jobs[i - 1][0].cpu()
                 torch.cuda.empty_cache()
             model.to(device)
@@ -184,13 +187,20 @@ def main() -> None:
     ap.add_argument("--remi-len", type=int, default=None, help="REMI window (paper 8192)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (a shared box: 1)")
     ap.add_argument("--all", action="store_true", help="the paper's five runs, not just two")
-    ap.add_argument("--no-match", action="store_true", help="flat at its preset, not matched")
+    ap.add_argument(
+        "--match",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tune the flat model to the NMT's parameter count (default: on, except for "
+        "--preset paper, which runs the paper's own flat decoder: same 512x6 main decoder)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     paper = args.preset == "paper"
     batch = args.batch or (8 if paper else 4)
     nb_len = args.nb_len or (3072 if paper else 384)
     remi_len = args.remi_len or (8192 if paper else 1024)
+    match = args.match if args.match is not None else not paper
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -213,7 +223,7 @@ def main() -> None:
     nmt_params = None
     for run in runs:
         extra: dict = {}
-        if run.model == "flat" and nmt_params is not None and not args.no_match:
+        if run.model == "flat" and nmt_params is not None and match:
             ref = build_config("nmt", args.preset, manifest("nb-pf"))
             extra = match_flat(nmt_params, run, args.preset, ref.dim, ref.n_heads)
         model = make_model(run, args.preset, extra)
@@ -245,6 +255,7 @@ def main() -> None:
         "preset": args.preset,
         "steps": args.steps,
         "threads": torch.get_num_threads() if args.device == "cpu" else None,
+        "flat_matched_to_nmt_params": match,
         "results": results,
         "flat_over_nmt_s_per_it": ratio,
         "paper_ratio": 0.461 / 0.217,
@@ -254,7 +265,7 @@ def main() -> None:
         return
     print(
         f"device={args.device} preset={args.preset} batch={batch} steps={args.steps} "
-        f"(median s/it after {args.warmup} warm-up)"
+        f"(median s/it after {args.warmup} warm-up); flat matched to NMT params: {match}"
     )
     head = f"{'run':16} {'len':>5} {'dim':>4} {'L':>2} {'params':>10} {'s/it':>7} {'tok/s':>9}"
     head += f" {'peak GB':>8} {'paper s/it':>10}"

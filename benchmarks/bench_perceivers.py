@@ -72,8 +72,10 @@ def bench_generation(model: PerceiverS, args: argparse.Namespace) -> dict[str, f
 
 
 def _train_step_time(model: torch.nn.Module, length: int, args: argparse.Namespace) -> float:
-    """Seconds per training step (forward, backward, Adam) on a batch of full windows."""
+    """Seconds per training step (forward, backward, Adam) on a batch of full windows: wall
+    seconds on CUDA, this process's CPU seconds on CPU (robust on a shared, loaded machine)."""
     dev = args.device
+    clock = time.perf_counter if dev.startswith("cuda") else time.process_time
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(1)
     batch = {
@@ -83,14 +85,14 @@ def _train_step_time(model: torch.nn.Module, length: int, args: argparse.Namespa
     times = []
     for _ in range(args.train_steps + 1):  # the first step is warm-up
         _sync(dev)
-        t = time.perf_counter()
+        t = clock()
         with _autocast(dev):
             loss, _ = model.loss(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         _sync(dev)
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return min(times[1:])
 
 
@@ -110,6 +112,8 @@ def bench_training(model: PerceiverS, args: argparse.Namespace) -> dict[str, flo
 
 def _scaling_point(kind: str, length: int, args: argparse.Namespace) -> dict[str, float]:
     """One (model, context) point; run in a fresh process so CPU peak RSS is its own."""
+    if args.threads:
+        torch.set_num_threads(args.threads)  # a spawned process starts with torch's default
     torch.manual_seed(0)
     common = {"dim": args.dim, "n_heads": args.heads, "n_layers": args.layers, "dropout": 0.0}
     if kind == "perceivers":

@@ -261,7 +261,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--home", type=Path, default=None,
                    help=f"workspace (default {DEFAULT_HOME}, -<limit> appended with --limit)")
     p.add_argument("--cache", type=Path, default=CACHE, help="cached chorale MIDI")
-    p.add_argument("--test-frac", type=float, default=0.1, help="validation and test fraction")
+    p.add_argument("--test-frac", type=float, default=None,
+                   help="validation and test fraction (default 0.1; 0.25 with --limit under 50, "
+                   "so a small smoke run still has test pieces)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu | cuda (default: the trainer's choice)")
     p.add_argument("--runs", default=",".join(r.name for r in RUNS),
@@ -284,7 +286,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         DEFAULT_HOME if args.limit is None else DEFAULT_HOME.with_name(f"{DEFAULT_HOME.name}-{args.limit}")
     )
     midi = cached_chorales(args.limit, args.cache, log=log)
-    ws = open_workspace(home, args.test_frac)
+    small = args.limit is not None and args.limit < 50
+    ws = open_workspace(home, args.test_frac or (0.25 if small else 0.1))
     tag = f"exp-chorales-{time.strftime('%Y%m%d-%H%M%S')}"
     log(f"workspace {ws.root}: ingesting {len(midi)} chorales, tokenizing {', '.join(ENCODINGS)}")
     data = prepare(ws, midi, tag)

@@ -20,7 +20,7 @@ from musicdata.stages.tokenize import Steps as TokenizeSteps
 from musicdata.stages.tokenize import tokenize_batch, tokenize_encodings
 from musicdata.workspace import Workspace
 
-_discover = task(ingest_lib.discover, name="discover-inputs", cache_policy=NONE)
+_discover = task(ingest_lib.discover_any, name="discover-inputs", cache_policy=NONE)
 _parse = task(ingest_lib.parse_batch, name="parse-midi-batch", cache_policy=NONE)
 _record = task(ingest_lib.record_batch, name="record-ingest-batch", cache_policy=NONE)
 _tokenize = task(tokenize_batch, name="tokenize-batch", cache_policy=NONE)

@@ -22,9 +22,10 @@ share that one time axis. Generation uses absolute positions in the piece (RoPE 
 Optimizer (the paper: "Adam, initial learning rate 0.03125", schedule unstated). We read 0.03125
 as the scale of the Transformer ("Noam") schedule, which for d_model 1024 is exactly
 1024 ** -0.5 = 0.03125: lr(step) = 0.03125 * min(step ** -0.5, step * warmup ** -1.5) with
-warmup 4000 (Vaswani et al.), peaking at 4.9e-4 at step 4000, close to Perceiver AR's Adam 3e-4.
-A constant 0.03125 with Adam diverges at this size. `paper_lr` is that schedule; with the
-trainer's linear warm-up + cosine, the nearest setting is lr 4.9e-4, warmup_steps 4000.
+warmup 4000 (Vaswani et al.), peaking at 4.9e-4 at step 4000, close to Perceiver AR's Adam 3e-4
+(a constant Adam rate of 0.03125 would be ~100x any used for transformers this size).
+`paper_lr` is that schedule; with the trainer's linear warm-up + cosine, the nearest setting
+is lr 4.9e-4, warmup_steps 4000.
 """
 
 from __future__ import annotations

@@ -95,14 +95,21 @@ def resolve_config(
     """The one config of `encoding` to read: the only one, the one named (a unique prefix is
     enough), or with config_hash="latest" the newest. Several without a choice is an error."""
     with catalog.read() as con:
-        rows = [EncodingConfig.from_row(r) for r in pubsql.encoding_configs(con, encoding)]
-        if not rows:
-            have = ", ".join(pubsql.encodings_with_shards(con)) or "none"
-            msg = (
-                f"{catalog.path}: no shards of encoding {encoding!r} (encodings with shards: "
-                f"{have}); run `musicdata tokenize --encoding {encoding}` first"
-            )
-            raise ConfigChoiceError(msg)
+        return pick_config(con, encoding, config_hash, where=str(catalog.path))
+
+
+def pick_config(
+    con: Any, encoding: str, config_hash: str | None = None, *, where: str = "catalog"
+) -> EncodingConfig:
+    """`resolve_config` on an open read connection (callers that run several queries)."""
+    rows = [EncodingConfig.from_row(r) for r in pubsql.encoding_configs(con, encoding)]
+    if not rows:
+        have = ", ".join(pubsql.encodings_with_shards(con)) or "none"
+        msg = (
+            f"{where}: no shards of encoding {encoding!r} (encodings with shards: "
+            f"{have}); run `musicdata tokenize --encoding {encoding}` first"
+        )
+        raise ConfigChoiceError(msg)
     if config_hash == LATEST:
         return rows[0]  # newest first
     matches = [r for r in rows if config_hash is None or r.config_hash.startswith(config_hash)]
@@ -173,9 +180,12 @@ def read_config_split(
             raise FileNotFoundError(msg)
         table = pq.read_table(path)
         found = set(table.column("config_hash").to_pylist())
-        assert found <= {cfg.config_hash}, (
-            f"{path}: holds rows of config(s) {sorted(found)}, not {cfg.config_hash}"
-        )
+        if not found <= {cfg.config_hash}:
+            msg = (
+                f"{path}: holds rows of config(s) {sorted(found)}, not {cfg.config_hash}; the "
+                "file was replaced outside musicdata: re-run `musicdata tokenize`"
+            )
+            raise ValueError(msg)
         tables.append(table)
     if not tables:
         msg = f"{cfg.encoding}@{cfg.config_hash} has no {split!r} shards"

@@ -147,6 +147,7 @@ class Workspace:
         self, stage: str, *, wait: bool, timeout_s: float | None, on_wait: Callable[[str], None]
     ) -> int:
         path = self.lock_path
+        self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         told = False

@@ -42,6 +42,7 @@ class ArchiveConfig:
     max_member_mb: float = 64.0
     max_total_mb: float = 4096.0
     max_ratio: float = 200.0  # uncompressed / compressed bytes, per zip member
+    max_seconds: float = 600.0  # reading one archive (list + copy), in an isolated worker
 
 
 @dataclass(frozen=True)

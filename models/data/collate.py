@@ -16,7 +16,12 @@ import torch
 
 __all__ = ["PitchTransposer", "collate"]
 
-_PITCH = re.compile(r"^Pitch_(-?\d+)$")  # PitchDrum_*, PitchIntervalTime_* ... do not match
+_SPAN = 1 << 10  # pitch codes: family * _SPAN + pitch (MIDI pitches are 0..127)
+
+# Pitched-note token families: MidiTok's "Pitch_60" and the performance encoding's note-on/off.
+# PitchDrum_*, PitchIntervalTime_* and the like do not match, so drums and intervals stay.
+PITCH_TOKEN = re.compile(r"^(Pitch|NOTE_ON|NOTE_OFF)_(-?\d+)$")
+_FAMILIES = ("Pitch", "NOTE_ON", "NOTE_OFF")
 
 
 def collate(
@@ -45,7 +50,8 @@ def collate(
 
 
 class PitchTransposer:
-    """Shift every pitched-note token ("Pitch_N", never "PitchDrum_N") by s semitones.
+    """Shift every pitched-note token ("Pitch_N", "NOTE_ON_N", "NOTE_OFF_N"; never "PitchDrum_N")
+    by s semitones.
 
     `vocab`: manifest.extra["vocab"], one list of token strings per field (index = id). A shift is
     drawn uniformly among the s in [-k, k] that keep every pitch of the window in the vocabulary
@@ -55,39 +61,37 @@ class PitchTransposer:
     def __init__(self, vocab: Sequence[Sequence[str]], max_shift: int) -> None:
         assert max_shift >= 0, f"transposition range must be >= 0, got {max_shift}"
         self.max_shift = max_shift
-        self.pitch_of: list[np.ndarray] = []  # per field: id -> pitch (or -1)
-        self.id_of: list[dict[int, int]] = []  # per field: pitch -> id
+        self.code_of: list[np.ndarray] = []  # per field: id -> family * _SPAN + pitch, or -1
+        self.id_of: list[dict[int, int]] = []  # per field: that code -> id
         for field in vocab:
-            pitch = np.full(len(field), -1, dtype=np.int64)
+            code = np.full(len(field), -1, dtype=np.int64)
             ids: dict[int, int] = {}
             for idx, tok in enumerate(field):
-                m = _PITCH.match(str(tok))
-                if m:
-                    pitch[idx] = int(m.group(1))
-                    ids[int(m.group(1))] = idx
-            self.pitch_of.append(pitch)
+                m = PITCH_TOKEN.match(str(tok))
+                if m and 0 <= int(m.group(2)) < _SPAN:
+                    code[idx] = _FAMILIES.index(m.group(1)) * _SPAN + int(m.group(2))
+                    ids[int(code[idx])] = idx
+            self.code_of.append(code)
             self.id_of.append(ids)
-        assert any(self.id_of), "the vocabulary has no 'Pitch_N' token: nothing to transpose"
+        assert any(self.id_of), "the vocabulary has no pitch token (Pitch_N, NOTE_ON_N)"
         self._luts: dict[tuple[int, int], np.ndarray] = {}
 
     def allowed_shifts(self, window: np.ndarray) -> list[int]:
         """The shifts in [-k, k] that keep every pitch of `window` ([T] or [T, F]) in range."""
         cols = window.reshape(len(window), -1)
-        assert cols.shape[1] == len(self.pitch_of), (
-            f"window has {cols.shape[1]} fields but the vocabulary {len(self.pitch_of)}"
+        assert cols.shape[1] == len(self.code_of), (
+            f"window has {cols.shape[1]} fields but the vocabulary {len(self.code_of)}"
         )
         ok = set(range(-self.max_shift, self.max_shift + 1))
-        for f, pitch_of in enumerate(self.pitch_of):
+        for f, code_of in enumerate(self.code_of):
             if not self.id_of[f]:
                 continue
             ids = cols[:, f]
-            valid = (ids >= 0) & (ids < len(pitch_of))
-            present = np.unique(pitch_of[ids[valid]])
+            valid = (ids >= 0) & (ids < len(code_of))
+            present = np.unique(code_of[ids[valid]])
             present = present[present >= 0]
-            if not len(present):
-                continue
             have = self.id_of[f]
-            ok = {s for s in ok if all((int(p) + s) in have for p in present)}
+            ok = {s for s in ok if all(_moved(int(c), s) in have for c in present)}
         return sorted(ok)
 
     def _lut(self, f: int, s: int) -> np.ndarray:
@@ -95,11 +99,11 @@ class PitchTransposer:
         key = (f, s)
         lut = self._luts.get(key)
         if lut is None:
-            lut = np.arange(len(self.pitch_of[f]), dtype=np.int64)
+            lut = np.arange(len(self.code_of[f]), dtype=np.int64)
             have = self.id_of[f]
-            for p, idx in have.items():
-                if p + s in have:
-                    lut[idx] = have[p + s]
+            for c, idx in have.items():
+                if _moved(c, s) in have:
+                    lut[idx] = have[_moved(c, s)]
             self._luts[key] = lut
         return lut
 
@@ -109,11 +113,11 @@ class PitchTransposer:
         if s == 0:
             return out
         cols = out.reshape(len(out), -1)
-        for f, pitch_of in enumerate(self.pitch_of):
+        for f, code_of in enumerate(self.code_of):
             if not self.id_of[f]:
                 continue
             ids = cols[:, f]
-            valid = (ids >= 0) & (ids < len(pitch_of))
+            valid = (ids >= 0) & (ids < len(code_of))
             cols[valid, f] = self._lut(f, s)[ids[valid]]
         return out
 
@@ -124,3 +128,9 @@ class PitchTransposer:
         choices = self.allowed_shifts(window)
         s = int(choices[int(rng.integers(len(choices)))])
         return self.shift(window, s), s
+
+
+def _moved(code: int, s: int) -> int:
+    """The code of the same family's pitch + s (outside the family's span: never in a vocab)."""
+    fam, pitch = divmod(code, _SPAN)
+    return fam * _SPAN + pitch + s if 0 <= pitch + s < _SPAN else -1

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.data.collate import PitchTransposer, collate
+from models.data.collate import PITCH_TOKEN, PitchTransposer, collate
 from models.data.shards import SplitReader
 from models.data.windows import PAD_SIDE, eval_windows, plan_windows, shard_for_rank
 from schemas.manifest import ShardManifest
@@ -33,7 +33,7 @@ def make_transposer(manifest: ShardManifest, max_shift: int) -> PitchTransposer 
     vocab = manifest.extra.get("vocab")
     if max_shift <= 0 or manifest.kind == "codec" or not vocab:
         return None
-    if not any(str(t).startswith("Pitch_") for field in vocab for t in field):
+    if not any(PITCH_TOKEN.match(str(t)) for field in vocab for t in field):
         return None
     return PitchTransposer(vocab, max_shift)
 

@@ -36,6 +36,7 @@ class TrainConfig:
     device: str = "auto"  # "auto": cuda if available else cpu; or "cpu", "cuda", "cuda:1"
     amp: bool = True  # bf16 autocast, on CUDA only (CPU runs stay float32, bitwise resumable)
     transpose: int = 0  # pitch transposition augmentation in [-k, k] semitones; 0 = off
+    ddp_find_unused: bool = True  # DDP: allow parameters that get no gradient in a step
     train_split: str = "train"
     eval_split: str = "validation"
 

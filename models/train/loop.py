@@ -14,6 +14,7 @@ Only rank 0 writes checkpoints and yields records; every rank must iterate fit()
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -224,7 +225,7 @@ def fit(
                 f"{manifest.hash}; resume with the same shards or start a new run"
             )
             raise ValueError(msg)
-        assert meta["model_config"] == mcfg.to_dict(), (
+        assert meta["model_config"] == json.loads(json.dumps(mcfg.to_dict())), (
             f"{ckpt.path}: the model config differs from the checkpoint's; build the model "
             "with the checkpoint's registry name, preset and overrides"
         )
@@ -245,7 +246,13 @@ def fit(
     if dist.is_initialized():
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        wrapped = DDP(wrapped, device_ids=[device.index] if device.type == "cuda" else None)
+        # Some families have parameters a step may not use (NMT's last sub-token embedding
+        # feeds no later sub-token), which plain DDP rejects; the search costs one graph walk.
+        wrapped = DDP(
+            wrapped,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.ddp_find_unused,
+        )
     loss_mod = wrapped.module if dist.is_initialized() else wrapped
     autocast = (
         (lambda: torch.autocast("cuda", dtype=torch.bfloat16))

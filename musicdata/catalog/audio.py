@@ -60,3 +60,8 @@ def recordings_to_encode(
         "  AND s.input_id = r.recording_id) ORDER BY r.recording_id",
         [include_near_duplicates, stage, config_hash],
     ).fetchall()
+
+
+def recording_shas(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """recording_id -> sha256 of every recording (the `audio:` lineage node of its codes)."""
+    return dict(con.execute("SELECT recording_id, sha256 FROM core.recordings").fetchall())

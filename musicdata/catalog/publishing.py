@@ -206,6 +206,19 @@ def record_staged(
     insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
 
 
+def pending_publish(
+    con: duckdb.DuckDBPyConnection, manifest_sha256: str, out_dir: str
+) -> str | None:
+    """The id of an earlier staging of exactly these files in this folder that was never
+    uploaded: re-running a failed publish continues that record instead of adding one."""
+    rows = con.execute(
+        "SELECT publish_id FROM core.publishes WHERE manifest_sha256 = ? AND out_dir = ? "
+        "AND uploaded_at IS NULL ORDER BY staged_at DESC LIMIT 1",
+        [manifest_sha256, out_dir],
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
 def get_publish(con: duckdb.DuckDBPyConnection, publish_id: str) -> dict[str, Any] | None:
     rows = _dicts(con.execute("SELECT * FROM core.publishes WHERE publish_id = ?", [publish_id]))
     return rows[0] if rows else None

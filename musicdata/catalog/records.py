@@ -216,3 +216,16 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     for view in ("sources", "pieces", "quarantine", "shards", "lineage", "runs"):
         out[view] = int(con.execute(f"SELECT count(*) FROM main.{view}").fetchall()[0][0])
     return out
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Rows of core.<table> (a constant name from the caller, never user input)."""
+    return int(con.execute(f"SELECT count(*) FROM core.{table}").fetchall()[0][0])
+
+
+def encoding_kind(con: duckdb.DuckDBPyConnection, encoding: str) -> str | None:
+    """flat | compound | codec for a registered encoding, None if this catalog has none."""
+    rows = con.execute(
+        "SELECT any_value(kind) FROM core.encodings WHERE encoding = ?", [encoding]
+    ).fetchall()
+    return rows[0][0] if rows else None

@@ -29,6 +29,11 @@ def catalog_sql(
         rows = ws.catalog.analyst_query(query, readable=[ws.shards_dir]).to_pylist()
     except CatalogError as exc:
         fail(str(exc))
+    except duckdb.PermissionException as exc:
+        fail(
+            f"query failed: {exc}\ncatalog sql reads files only under {ws.shards_dir}; if the "
+            "workspace folder moved, run `musicdata catalog views` to point the views there"
+        )
     except duckdb.Error as exc:
         fail(f"query failed: {exc}")
     emit({"rows": rows, "count": len(rows)}, as_json, table_text(rows) if rows else "(no rows)")
@@ -130,7 +135,7 @@ def catalog_lineage(
     as_json: JsonOpt = False,
 ) -> None:
     """Walk the lineage graph: which raw files fed this checkpoint, what a file became."""
-    from musicdata.catalog import CatalogError
+    from musicdata.catalog import CatalogError, publishing  # noqa: F401 - registers publish:
     from musicdata.catalog.lineage import lineage, node_kind, resolve
 
     ws = workspace()

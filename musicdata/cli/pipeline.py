@@ -66,7 +66,7 @@ def _run_id(stage: str) -> str:
     return f"{uuid.uuid4().hex[:12]}:{stage}"
 
 
-def run_ingest(ws: Workspace, paths: list[Path], transcribe: bool | None) -> dict[str, Any]:
+def run_ingest(ws: Workspace, paths: list[Any], transcribe: bool | None) -> dict[str, Any]:
     """The ingest stage, through its flow when a Prefect server is configured."""
     if tracked():
         from flows.ingest_tokenize import ingest_flow
@@ -120,8 +120,12 @@ def demo_train_text(r: dict[str, Any], home: Path) -> list[str]:
 
 @app.command()
 def ingest(
-    paths: Annotated[
-        list[Path], typer.Argument(help="MIDI/audio files, folders (recursive), zip/tar.")
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="MIDI/audio files, folders (recursive), zip/tar, Hub datasets "
+            "(hf://ORG/NAME[:config][@revision] or a local folder in Hub layout)."
+        ),
     ],
     as_json: JsonOpt = False,
     no_transcribe: Annotated[
@@ -131,8 +135,11 @@ def ingest(
 ) -> None:
     """Ingest MIDI and audio: hash, parse in isolation, validate, dedup, split; quarantine broken
     files; transcribe recordings to MIDI (basic-pitch) unless --no-transcribe."""
-    if not any(p.exists() for p in paths):  # fail before paying for Prefect's start-up
-        fail(f"none of the inputs exist: {', '.join(map(str, paths))}")
+    from musicdata.ingest.hub import is_hub_source
+
+    paths = [i if i.startswith("hf://") else Path(i) for i in inputs]
+    if not any(is_hub_source(p) or Path(p).exists() for p in paths):
+        fail(f"none of the inputs exist: {', '.join(inputs)}")
     progress.enable(not as_json)
     ws = workspace()
     t0 = time.perf_counter()

@@ -23,11 +23,14 @@ def publish(
     encoding: Annotated[
         list[str] | None,
         typer.Option(
-            "--encoding", "-e", help="Encoding (or NAME@CONFIG_HASH); repeatable. Default: all."
+            "--encoding",
+            "--encodings",
+            "-e",
+            help="Encoding (or NAME@CONFIG_HASH); repeatable. Default: every one with shards.",
         ),
     ] = None,
     split: Annotated[
-        list[str] | None, typer.Option("--split", help="Split to publish; repeatable.")
+        list[str] | None, typer.Option("--split", "--splits", help="Split to publish; repeatable.")
     ] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
     revision: Annotated[

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from musicdata.encodings.base import BEAT_GRID, MULTITRACK, EncodingError, MidiTokEncoding
+from musicdata.encodings.fidelity import Resolution
 
 TRACK = "Track_None"
 
@@ -79,3 +80,10 @@ class MidiLike(MidiTokEncoding):
             msg = f"{self.name}: no {TRACK} token, nothing to decode"
             raise ValueError(msg)
         return self.tokenizer.decode(tracks)
+
+    def resolution(self, score: Any, notes: np.ndarray) -> Resolution:
+        """Note-on and note-off are both quantized to the onset grid, so a duration may move by
+        a whole step; time shifts chain, so there is no longest duration."""
+        res = super().resolution(score, notes)
+        step = 2 * res.onset_tol
+        return Resolution(res.onset_tol, step, np.full(len(notes), np.inf))

@@ -57,7 +57,7 @@ def normalize_notes(
 def _run(score: Any, max_quarters: float) -> NoteFlags:
     from symusic import Note
 
-    cap = int(round(max_quarters * score.ticks_per_quarter))
+    cap = round(max_quarters * score.ticks_per_quarter)
     total = dup = cut = capped = 0
     for track in score.tracks:
         soa = track.notes.numpy()

@@ -1,4 +1,4 @@
-"""Octuple (Zeng et al. 2021, "MusicBERT") through MidiTok, with long pieces and meter changes fixed.
+"""Octuple (Zeng et al. 2021, "MusicBERT") through MidiTok; long pieces and meter changes fixed.
 
 Paper: one 8-tuple per note: time signature, tempo, bar, position, instrument, pitch, duration,
 velocity. We keep all eight, MusicBERT's 256 bar embeddings (MidiTok's default is 60), 32

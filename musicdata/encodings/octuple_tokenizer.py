@@ -92,8 +92,7 @@ class OctupleTokenizer(miditok.Octuple):
                 bar_from_ts, tick_from_ts = bar, previous_tick
                 ticks_bar = compute_ticks_per_bar(TimeSignature(event.time, *ts), time_division)
                 ticks_pos = (
-                    compute_ticks_per_beat(ts[1], time_division)
-                    // self.config.max_num_pos_per_beat
+                    compute_ticks_per_beat(ts[1], time_division) // self.config.max_num_pos_per_beat
                 )
                 open_segments(bar)
                 if not self.config.use_time_signatures:

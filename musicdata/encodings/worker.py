@@ -1,4 +1,9 @@
-"""Tokenize one stored piece; runs inside an isolated worker (musicdata.isolate)."""
+"""Tokenize one stored piece; runs inside an isolated worker (musicdata.isolate).
+
+The record: status, tokens, `fidelity` (fidelity.Fidelity: strict notes recovered, onset error in
+ms, lost notes by reason) and, for encodings that cut long pieces into segments (octuple), the
+`segments` row indices where each segment opens (a stage may store one row per segment).
+"""
 
 from __future__ import annotations
 
@@ -45,6 +50,9 @@ def tokenize_piece(job: TokenizeJob) -> dict[str, Any]:
         detail = f"{type(exc).__name__}: {exc}"
         return {**base, "status": "quarantined", "reason": "tokenizer_error", "detail": detail}
     out = {**base, "status": "ok", "tokens": tokens}
+    segment_starts = getattr(enc, "segment_starts", None)
+    if segment_starts is not None:  # octuple: rows where each <= max_bar_embedding segment opens
+        out["segments"] = segment_starts(tokens)
     if job.fidelity:
         out["fidelity"] = measure(enc, score, tokens)
     return out

@@ -1,27 +1,21 @@
 """Expand user inputs (files, folders, zip/tar archives) into hashed, stored candidates.
 
-Archives are read member by member into the content store, never extracted onto the filesystem
-under their own names: path escapes (`..`, absolute names), links and devices are refused, and
-sizes are counted while copying, so a bomb stops at its cap instead of filling the disk.
+Archives are read member by member into the content store (musicdata.ingest.archives), never
+extracted onto the filesystem under their own names. A full disk or an unwritable workspace stops
+the run (WorkspaceWriteError) instead of quarantining good inputs.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import tarfile
-import time
-import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from musicdata.audio import AUDIO_SUFFIXES
 from musicdata.fsutil import (
-    TooLarge,
     copy_hashing,
     fsync_dir,
     is_environment_error,
@@ -31,7 +25,6 @@ from musicdata.fsutil import (
 )
 from musicdata.ingest.midi import MIDI_SUFFIXES
 from musicdata.workspace import Workspace
-from schemas.config import ArchiveConfig
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 MIDI_MAGIC = (b"MThd", b"RIFF")
@@ -118,8 +111,20 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def _add_file(ws: Workspace, path: Path, out: Discovery, *, explicit: bool) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:  # a dangling link in a folder, a file removed while walking
+        raise_if_environment(ws, exc)
+        out.rejected.append(Rejected(str(path), "unreadable", str(exc), stage="ingest"))
+        return
+    if not stat.S_ISREG(mode):  # a fifo or device would block or never end
+        detail = "not a regular file (fifo, socket or device); copy the data into a file"
+        out.rejected.append(Rejected(str(path), "unsupported_format", detail, stage="ingest"))
+        return
     if is_archive(path):
-        _add_archive(ws, path, out)
+        from musicdata.ingest.archives import add_archive  # it imports this module
+
+        add_archive(ws, path, out)
         return
     kind = "audio" if is_audio_name(path.name) else "midi"
     if kind == "midi" and not is_midi_name(path.name):
@@ -150,7 +155,7 @@ def _add_file(ws: Workspace, path: Path, out: Discovery, *, explicit: bool) -> N
             with path.open("rb") as fh:
                 _store(ws, fh, cap, expected=sha)
     except OSError as exc:
-        _raise_if_environment(ws, exc)
+        raise_if_environment(ws, exc)
         out.rejected.append(Rejected(str(path), "unreadable", str(exc), stage="ingest"))
         return
     out.candidates.append(Candidate(str(path), sha, size, kind=kind))
@@ -178,7 +183,7 @@ def _store(
         tmp.unlink(missing_ok=True)
 
 
-def _raise_if_environment(ws: Workspace, exc: BaseException) -> None:
+def raise_if_environment(ws: Workspace, exc: BaseException) -> None:
     """A full disk or an unwritable workspace stops the run; the input is not to blame."""
     if isinstance(exc, OSError) and is_environment_error(exc, ws.root):
         raise workspace_write_error(exc, ws.root) from exc
@@ -191,163 +196,3 @@ def _unsafe_name(name: str) -> str | None:
     if ".." in p.parts:
         return "member name escapes the archive ('..')"
     return None
-
-
-def _add_archive(ws: Workspace, path: Path, out: Discovery) -> None:
-    apath = str(path)
-    try:
-        with _archive_members(path, ws.config.archive, ws.config.ingest.timeout_s) as listing:
-            members, stopped = listing
-            if stopped and stopped[0] == "too_many_members":
-                out.rejected.append(Rejected(apath, *stopped))
-                return
-            _add_members(ws, apath, members, out)
-            if stopped:
-                out.rejected.append(Rejected(apath, *stopped))
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
-        _raise_if_environment(ws, exc)
-        out.rejected.append(Rejected(apath, "bad_archive", f"cannot read archive: {exc}"))
-
-
-def _add_members(ws: Workspace, apath: str, members: list[_Member], out: Discovery) -> None:
-    cfg = ws.config.archive
-    member_cap = int(cfg.max_member_mb * _MB)
-    total_cap = int(cfg.max_total_mb * _MB)
-    total = 0
-
-    def reject(name: str, reason: str, detail: str) -> None:
-        out.rejected.append(Rejected(f"{apath}!{name}", reason, detail, archive=apath))
-
-    for m in members:
-        if m.is_dir:
-            continue
-        why = _unsafe_name(m.name) or m.unsafe
-        if why:
-            reject(m.name, "unsafe_member", why)
-            continue
-        if is_archive(Path(m.name)):
-            reject(m.name, "nested_archive", "archives inside archives are not opened; unpack it")
-            continue
-        if not (is_midi_name(m.name) or is_audio_name(m.name)):
-            out.ignored.append(f"{apath}!{m.name}")
-            continue
-        if m.size > member_cap:
-            reject(
-                m.name, "too_large", f"{m.size} bytes > cap {member_cap} (archive.max_member_mb)"
-            )
-            continue
-        if m.compressed and m.size / max(m.compressed, 1) > cfg.max_ratio:
-            ratio = m.size / max(m.compressed, 1)
-            reject(m.name, "compression_bomb", f"ratio {ratio:.0f} > cap {cfg.max_ratio:g}")
-            continue
-        if total + m.size > total_cap:
-            reject(m.name, "archive_total_cap", f"archive expands past {total_cap} bytes")
-            continue
-        try:
-            with m.open() as stream:
-                sha, size = _store(ws, stream, min(member_cap, total_cap - total))
-        except TooLarge as exc:
-            reject(m.name, "too_large", f"member expands to {exc} (declared {m.size})")
-            continue
-        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
-            _raise_if_environment(ws, exc)
-            reject(m.name, "bad_archive", f"cannot read member: {exc}")
-            continue
-        total += size
-        kind = "audio" if is_audio_name(m.name) else "midi"
-        out.candidates.append(Candidate(f"{apath}!{m.name}", sha, size, archive=apath, kind=kind))
-
-
-@dataclass
-class _Member:
-    name: str
-    size: int
-    compressed: int  # 0 where the format does not say (tar)
-    is_dir: bool
-    unsafe: str | None
-    open: Callable[[], BinaryIO]
-
-
-@contextmanager
-def _archive_members(
-    path: Path, cfg: ArchiveConfig, timeout_s: float
-) -> Iterator[tuple[list[_Member], tuple[str, str] | None]]:
-    """Open an archive and list its members without extracting anything: (members, why the
-    listing stopped early as (reason, detail), or None).
-
-    Listing is capped like extraction: it stops one member past `max_members` (a million empty
-    members would cost a GB of member records), never passes over a member larger than the
-    member cap or past the total cap (for a compressed tar, passing over means decompressing:
-    an 82 KB .tar.bz2 can declare 64 GiB), and stops after `timeout_s`."""
-    too_many = ("too_many_members", f"more than {cfg.max_members} members (archive.max_members)")
-    if path.name.lower().endswith(".zip"):
-        with path.open("rb") as fh:
-            # The end record says how many entries the central directory holds; read it before
-            # zipfile parses them all into memory. (zipfile has no public API for this record.)
-            end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
-        if end and end[zipfile._ECD_ENTRIES_TOTAL] > cfg.max_members:  # type: ignore[attr-defined]
-            yield [], too_many
-            return
-        with zipfile.ZipFile(path) as zf:
-            if len(zf.infolist()) > cfg.max_members:  # an end record that understated it
-                yield [], too_many
-                return
-            members = []
-            for info in zf.infolist():
-                mode = info.external_attr >> 16
-                unsafe = "symbolic link" if stat.S_ISLNK(mode) else None
-                members.append(
-                    _Member(
-                        info.filename,
-                        info.file_size,
-                        info.compress_size,
-                        info.is_dir(),
-                        unsafe,
-                        partial(zf.open, info),
-                    )
-                )
-            yield members, None
-        return
-    member_cap = int(cfg.max_member_mb * _MB)
-    total_cap = int(cfg.max_total_mb * _MB)
-    deadline = time.monotonic() + timeout_s
-    with tarfile.open(path) as tf:
-        members: list[_Member] = []
-        stopped: tuple[str, str] | None = None
-        passed = 0  # declared bytes the listing has to read through to reach the next header
-        while True:
-            if len(members) > cfg.max_members:
-                stopped = too_many
-                break
-            if time.monotonic() > deadline:
-                detail = f"listing took more than {timeout_s:g} s (ingest.timeout_s); rest unread"
-                stopped = ("timeout", detail)
-                break
-            ti = tf.next()
-            if ti is None:
-                break
-            unsafe = None
-            if ti.issym() or ti.islnk():
-                unsafe = "link member"
-            elif not (ti.isfile() or ti.isdir()):
-                unsafe = "device, fifo or other special member"
-            members.append(
-                _Member(ti.name, ti.size, 0, ti.isdir(), unsafe, partial(_tar_open, tf, ti))
-            )
-            passed += ti.size
-            if ti.size > member_cap or passed > total_cap:
-                detail = (
-                    f"member {ti.name} declares {ti.size} bytes (archive.max_member_mb / "
-                    "max_total_mb); the members after it were not read"
-                )
-                stopped = ("too_large", detail)
-                break
-        yield members, stopped
-
-
-def _tar_open(tf: tarfile.TarFile, ti: tarfile.TarInfo) -> BinaryIO:
-    stream = tf.extractfile(ti)
-    if stream is None:
-        msg = f"tar member {ti.name} has no data"
-        raise tarfile.TarError(msg)
-    return stream

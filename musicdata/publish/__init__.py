@@ -22,7 +22,6 @@ from musicdata.publish.stage import (
     StagedConfig,
     StagedDataset,
     build_folder,
-    resolve_configs,
 )
 from musicdata.publish.upload import PublishError, Uploaded, resolve_token, upload
 from musicdata.workspace import Workspace
@@ -61,11 +60,10 @@ def stage(
     with stage_run(
         ws, "publish", run_id, keys=("configs", "files"), info={"out_dir": str(out)}
     ) as run:
-        configs = resolve_configs(ws, encodings)
         staged, files, digest = build_folder(
             ws,
             out,
-            configs,
+            encodings,
             splits,
             license_id=license_id,
             target_file_mb=target_file_mb,
@@ -73,7 +71,9 @@ def stage(
             repo_id=repo_id,
         )
         t = now()
-        publish_id = f"pub-{t:%Y%m%dT%H%M%S}-{digest[:12]}"
+        with ws.catalog.write() as con:
+            pending = pubsql.pending_publish(con, digest, str(out))
+        publish_id = pending or f"pub-{t:%Y%m%dT%H%M%S}-{digest[:12]}"
         row = {
             "publish_id": publish_id,
             "manifest_sha256": digest,
@@ -91,8 +91,9 @@ def stage(
             "run_id": run_id,
             "staged_at": t,
         }
-        with ws.catalog.write() as con:
-            pubsql.record_staged(con, row, files, [s for c in staged for s in c.shard_ids])
+        if pending is None:
+            with ws.catalog.write() as con:
+                pubsql.record_staged(con, row, files, [s for c in staged for s in c.shard_ids])
         run.add("configs", len(staged))
         run.add("files", len(files))
         run.info["publish_id"] = publish_id

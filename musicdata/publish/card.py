@@ -15,8 +15,8 @@ from musicdata import __version__
 from musicdata.catalog import publishing as pubsql
 
 if TYPE_CHECKING:
+    from musicdata.datasets import EncodingConfig
     from musicdata.publish.stage import StagedConfig
-    from musicdata.workspace import Workspace
 
 UNKNOWN_LICENSE = "other"
 REPO_PLACEHOLDER = "<ORG/NAME>"
@@ -171,9 +171,20 @@ def _encoding_section(c: StagedConfig, params: dict[str, Any], repo: str) -> str
     return "\n".join(lines)
 
 
+def card_facts(con: Any, configs: list[EncodingConfig], shard_ids: list[str]) -> dict[str, Any]:
+    """Everything the card shows that comes from the catalog (one read connection)."""
+    return {
+        "figures": {
+            c.encoding: pubsql.card_figures(con, c.encoding, c.config_hash) for c in configs
+        },
+        "provenance": pubsql.provenance(con, shard_ids),
+        "params": {c.encoding: c.params for c in configs},
+    }
+
+
 def render_card(
-    ws: Workspace,
     configs: list[StagedConfig],
+    facts: dict[str, Any],
     *,
     license_id: str,
     pretty_name: str | None = None,
@@ -183,15 +194,7 @@ def render_card(
     repo = repo_id or REPO_PLACEHOLDER
     name = pretty_name or f"musicdata: {', '.join(c.encoding for c in configs)}"
     header = card_header(configs, license_id=license_id, pretty_name=name)
-    with ws.catalog.read() as con:
-        figures = {c.encoding: pubsql.card_figures(con, c.encoding, c.config_hash) for c in configs}
-        prov = pubsql.provenance(con, [s for c in configs for s in c.shard_ids])
-        params = {
-            c.encoding: json.loads(r["config_json"] or "{}")
-            for c in configs
-            for r in pubsql.encoding_configs(con, c.encoding)
-            if r["config_hash"] == c.config_hash
-        }
+    figures, prov, params = facts["figures"], facts["provenance"], facts["params"]
     out = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).strip(), "---", ""]
     out += [
         f"# {name}",

@@ -27,12 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from musicdata.catalog import publishing as pubsql
-from musicdata.datasets import (
-    EncodingConfig,
-    config_splits,
-    read_config_split,
-    resolve_config,
-)
+from musicdata.datasets import EncodingConfig, config_splits, pick_config, read_config_split
 from musicdata.fsutil import sha256_file
 from musicdata.workspace import Workspace
 
@@ -87,14 +82,14 @@ def parse_encoding_spec(spec: str) -> tuple[str, str | None]:
     return name, chash or None
 
 
-def resolve_configs(ws: Workspace, encodings: list[str] | None) -> list[EncodingConfig]:
+def resolve_configs(con: Any, encodings: list[str] | None, where: str) -> list[EncodingConfig]:
+    """The pinned config of each encoding named (default: every encoding with shards)."""
     if not encodings:
-        with ws.catalog.read() as con:
-            encodings = pubsql.encodings_with_shards(con)
+        encodings = pubsql.encodings_with_shards(con)
         if not encodings:
-            msg = f"{ws.root}: no shards to publish; run `musicdata tokenize` first"
+            msg = f"{where}: no shards to publish; run `musicdata tokenize` first"
             raise ValueError(msg)
-    out = [resolve_config(ws.catalog, *parse_encoding_spec(e)) for e in encodings]
+    out = [pick_config(con, *parse_encoding_spec(e), where=where) for e in encodings]
     names = [c.encoding for c in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -136,11 +131,10 @@ def _tokenizer_class(path: Path) -> str | None:
 
 
 def _stage_config(
-    ws: Workspace, tmp: Path, cfg: EncodingConfig, splits: list[str] | None, target: int
+    ws: Workspace, tmp: Path, cfg: EncodingConfig, shards: list[dict[str, Any]], target: int
 ) -> StagedConfig:
-    with ws.catalog.read() as con:
-        shards = pubsql.config_shards(con, cfg.encoding, cfg.config_hash)
-    chosen = config_splits(shards, splits)
+    """Write one config's Parquet files and tokenizer folder; `shards`: the chosen splits'."""
+    chosen = config_splits(shards, None)
     staged_splits: dict[str, dict[str, Any]] = {}
     for split in chosen:
         table = read_config_split(ws.root, cfg, shards, split)
@@ -179,7 +173,7 @@ def _stage_config(
         tokenizer_dir=tok_dir,
         tokenizer_class=_tokenizer_class(dest),
         splits=staged_splits,
-        shard_ids=sorted(s["shard_id"] for s in shards if s["split"] in chosen),
+        shard_ids=sorted(s["shard_id"] for s in shards),
     )
 
 
@@ -220,7 +214,7 @@ def _replace_folder(tmp: Path, out_dir: Path) -> None:
 def build_folder(
     ws: Workspace,
     out_dir: Path,
-    configs: list[EncodingConfig],
+    encodings: list[str] | None,
     splits: list[str] | None,
     *,
     license_id: str,
@@ -229,9 +223,18 @@ def build_folder(
     repo_id: str | None = None,
 ) -> tuple[list[StagedConfig], list[dict[str, Any]], str]:
     """Write the staging folder (built beside it, then swapped in): returns the staged configs,
-    every file with its sha256, and the manifest hash that names this exact content."""
-    from musicdata.publish.card import render_card
+    every file with its sha256, and the manifest hash that names this exact content. The
+    catalog is read once, up front (each DuckDB open costs ~0.1 s)."""
+    from musicdata.publish.card import card_facts, render_card
 
+    with ws.catalog.read() as con:
+        configs = resolve_configs(con, encodings, str(ws.catalog_path))
+        shards = {}
+        for c in configs:
+            rows = pubsql.config_shards(con, c.encoding, c.config_hash)
+            chosen = config_splits(rows, splits)
+            shards[c.encoding] = [r for r in rows if r["split"] in chosen]
+        facts = card_facts(con, configs, [r["shard_id"] for v in shards.values() for r in v])
     out_dir = out_dir.expanduser().resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
@@ -239,9 +242,9 @@ def build_folder(
     tmp.mkdir()
     try:
         target = int(target_file_mb * 1024 * 1024)
-        staged = [_stage_config(ws, tmp, c, splits, target) for c in configs]
+        staged = [_stage_config(ws, tmp, c, shards[c.encoding], target) for c in configs]
         card = render_card(
-            ws, staged, license_id=license_id, pretty_name=pretty_name, repo_id=repo_id
+            staged, facts, license_id=license_id, pretty_name=pretty_name, repo_id=repo_id
         )
         (tmp / "README.md").write_text(card)
         files = _file_rows(tmp)

@@ -59,14 +59,14 @@ def tokenize_codec(
         _register(ws, s)
         with ws.catalog.write() as con:
             known = records.shard_paths(con, name, s.config_hash)
-            shas = dict(con.execute("SELECT recording_id, sha256 FROM core.recordings").fetchall())
+            shas = audio_records.recording_shas(con)
         source_of = lambda rid: f"audio:{shas[rid]}" if rid in shas else None  # noqa: E731
         summary.add("shards_adopted", reconcile(ws, s, run_id, known, source_of=source_of)[0])
         with ws.catalog.write() as con:
             todo = audio_records.recordings_to_encode(
                 con, stage, s.config_hash, cfg.include_near_duplicates
             )
-            total = con.execute("SELECT count(*) FROM core.recordings").fetchall()[0][0]
+            total = records.count_rows(con, "recordings")
             known = records.shard_paths(con, name, s.config_hash)
         summary.add("skipped", int(total) - len(todo))
         writer = ShardWriter(

@@ -157,9 +157,9 @@ def _write_sample(
         rel = f"{out_rel}/sample-{i:03d}.npy"
         atomic_write(ws.abspath(rel), lambda tmp: np.save(tmp.open("wb"), tokens.T))
     else:
+        names = vocab_strings(cfg.encoding, cfg.params)
         try:
-            names = vocab_strings(cfg.encoding, cfg.params)[0]
-            score = get_encoding(cfg.encoding, cfg.params).decode(_strip_specials(tokens, names))
+            score = _decode(get_encoding(cfg.encoding, cfg.params), tokens, names)
             n_notes = sum(len(t.notes) for t in score.tracks)
         except Exception as exc:  # noqa: BLE001 - a model's tokens that do not decode are data
             row["error"] = f"{type(exc).__name__}: {exc}"[:500]
@@ -172,16 +172,42 @@ def _write_sample(
     return row
 
 
-def _strip_specials(tokens: np.ndarray, names: list[str]) -> np.ndarray:
-    """Drop the start token, PAD/BOS/SOS anywhere, and everything from the first end-of-sequence
-    on (by the first field's token names: MidiTok's "EOS_None", NB's metric "EOS", `performance`'s
-    "EOS", which also serves as its start token)."""
+def _decode(enc: Any, tokens: np.ndarray, names: list[list[str]]) -> Any:
+    """Decode sampled tokens: specials and everything after the end token dropped; if the
+    sequence still does not decode (an undertrained model's odd combination), the longest
+    prefix that does (binary search, so a few decodes), else the first error is raised."""
+    arr = _strip_specials(tokens, names)
+    try:
+        return enc.decode(arr)
+    except Exception:  # noqa: BLE001 - fall back to the longest decodable prefix
+        lo, hi, best = 1, len(arr) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            try:
+                best, lo = enc.decode(arr[:mid]), mid + 1
+            except Exception:  # noqa: BLE001
+                hi = mid - 1
+        if best is None:
+            raise
+        return best
+
+
+def _strip_specials(tokens: np.ndarray, names: list[list[str]]) -> np.ndarray:
+    """Drop the start token, any step with a PAD/BOS/SOS/MASK sub-token, and everything from the
+    first end-of-sequence on (MidiTok's "EOS_None", NB's "Type_EOS", `performance`'s "EOS",
+    which also serves as its start token)."""
     arr = np.asarray(tokens)[1:]
-    first = (arr if arr.ndim == 1 else arr[:, 0]).tolist()
-    upper = [n.upper() for n in names]
-    end = next((i for i, t in enumerate(first) if t < len(upper) and "EOS" in upper[t]), len(first))
-    keep = [
-        i for i, t in enumerate(first[:end])
-        if t < len(upper) and not any(k in upper[t] for k in ("PAD", "BOS", "SOS"))
-    ]
+    steps = arr.reshape(len(arr), -1)
+    upper = [[n.upper() for n in field] for field in names]
+
+    def name(f: int, t: int) -> str:
+        return upper[f][t] if t < len(upper[f]) else "PAD"
+
+    keep = []
+    for i, step in enumerate(steps.tolist()):
+        tags = [name(f, t) for f, t in enumerate(step)]
+        if any(t.startswith("EOS") or t.endswith("_EOS") for t in tags):
+            break
+        if not any(t.startswith(("PAD", "BOS", "SOS", "MASK")) or t.endswith("_SOS") for t in tags):
+            keep.append(i)
     return arr[keep]

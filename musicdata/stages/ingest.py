@@ -17,7 +17,8 @@ from musicdata.catalog import audio as audio_records
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
 from musicdata.catalog.outcomes import Outcome, record_outcomes
-from musicdata.ingest.discover import Candidate, Discovery, Rejected, discover
+from musicdata.ingest.discover import Candidate, Discovery, Rejected
+from musicdata.ingest.hub import discover_any
 from musicdata.ingest.ids import (
     AUDIO_STAGE,
     STAGE,
@@ -256,7 +257,7 @@ def _transcribe(ws: Workspace, run_id: str) -> dict[str, int]:
 class Steps:
     """The stage's step functions; the Prefect flow swaps in task-wrapped versions."""
 
-    discover: Callable[[Workspace, list[Path]], Discovery] = discover
+    discover: Callable[[Workspace, list[Path]], Discovery] = discover_any  # files + Hub sources
     parse: Callable[[Workspace, list[str]], list[dict[str, Any]]] = parse_batch
     record: Callable[..., dict[str, Any]] = record_batch
     # audio (musicdata.audio): decode + validate in isolation, record, then transcribe

@@ -110,7 +110,7 @@ def _setup(ws: Workspace, encs: list[Encoding], runs: list[Summary]) -> list[_Jo
         for e in encs:
             if (e.name, e.config_hash) not in registered:
                 records.upsert_encoding(con, _encoding_row(ws, e, cfg_paths[e.name]))
-        total = con.execute("SELECT count(*) FROM core.pieces").fetchall()[0][0]
+        total = records.count_rows(con, "pieces")
         for e, s in zip(encs, runs, strict=True):
             pieces = records.pieces_to_tokenize(
                 con, f"tokenize:{e.name}", e.config_hash, ws.config.tokenize.include_near_duplicates

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from musicdata.catalog import records
 from musicdata.catalog import training as sql
 from musicdata.datasets import LATEST
 from musicdata.stages.kit import Summary, stage_run
@@ -126,10 +127,7 @@ def train(
 def _check_accepts(trainer: Trainer, model: str, encoding: str, ws: Workspace) -> None:
     kinds = trainer.accepts(model)
     with ws.catalog.read() as con:
-        row = con.execute(
-            "SELECT any_value(kind) FROM core.encodings WHERE encoding = ?", [encoding]
-        ).fetchall()
-    kind = row[0][0] if row else None
+        kind = records.encoding_kind(con, encoding)
     if kind is None:
         msg = f"no encoding {encoding!r} in this workspace; run `musicdata tokenize -e {encoding}`"
         raise ValueError(msg)

@@ -18,9 +18,9 @@ listed in the manifest with the reason instead of stopping the run.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import random
 import re
 import zlib
 from collections.abc import Iterable
@@ -186,7 +186,7 @@ def humanize(data: bytes, seed: int, jitter_ms: float = 12.0) -> bytes:
     pitch = notes[:, 2].astype(int)
     # legato overlap: a repeated pitch often sounds on past the next onset (re-struck note)
     order = np.lexsort((onset, pitch))
-    for a, b in zip(order[:-1], order[1:], strict=True):
+    for a, b in itertools.pairwise(order):
         if pitch[a] == pitch[b] and onset[b] - onset[a] < 1.0 and rng.random() < 0.3:
             dur[a] = max(dur[a], onset[b] - onset[a] + rng.uniform(0.02, 0.08))
     phrase = 0.5 + 0.5 * np.sin(2 * np.pi * onset / 8.0 + rng.uniform(0, 6.28))
@@ -199,7 +199,8 @@ def humanize(data: bytes, seed: int, jitter_ms: float = 12.0) -> bytes:
     track = symusic.Track(program=0, name="Piano")
     for o, d, p, v in zip(onset, dur, pitch, vel, strict=True):
         t = round(o * ticks_per_s)
-        track.notes.append(symusic.Note(t, max(1, round((o + d) * ticks_per_s) - t), int(p), int(v)))
+        end = round((o + d) * ticks_per_s)
+        track.notes.append(symusic.Note(t, max(1, end - t), int(p), int(v)))
     out.tracks.append(track)
     return out.dumps_midi()
 

@@ -166,6 +166,23 @@ def test_transposition_keeps_pitches_in_vocab_and_skips_drums() -> None:
     assert seen == {-1, 0, 1}
 
 
+def test_transposition_of_performance_note_events() -> None:
+    """The performance encoding (PerceiverS) names pitches NOTE_ON_n / NOTE_OFF_n."""
+    vocab = [
+        ["PAD", "EOS"]
+        + [f"NOTE_ON_{i}" for i in range(128)]
+        + [f"NOTE_OFF_{i}" for i in range(128)]
+        + ["TIME_SHIFT_1", "VELOCITY_1"]
+    ]
+    tr = PitchTransposer(vocab, 2)
+    on, off = 2, 130
+    window = np.array([258, on + 60, 259, off + 60, on + 127, off + 127, 1])
+    assert tr.allowed_shifts(window) == [-2, -1, 0]
+    np.testing.assert_array_equal(
+        tr.shift(window, -2), [258, on + 58, 259, off + 58, on + 125, off + 125, 1]
+    )
+
+
 def test_transposition_of_compound_pitch_field(nb_manifest: ShardManifest) -> None:
     tr = make_transposer(nb_manifest, 2)
     assert tr is not None

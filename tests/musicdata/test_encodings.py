@@ -339,12 +339,15 @@ def test_hard_real_cases_strict(name: str, case: str) -> None:
         assert set(f.lost) <= {"unison", "overlap", "restruck"}, f"{name}/{case}: {f.lost}"
 
 
-def test_octuple_segments_decode_alone_and_together() -> None:
+def test_octuple_segments_decode_alone_and_together(tmp_path) -> None:
     e = enc("octuple")
     score = _tiled("folk_6_8.mid", 30)  # 300 bars of 6/8
     tokens = e.encode(score)
     starts = e.segment_starts(tokens)
     assert len(starts) == 2 and starts[0] == 0
+    score.dump_midi(str(tmp_path / "long.mid"))
+    out = tokenize_piece(TokenizeJob("p1", str(tmp_path / "long.mid"), "octuple", {}))
+    assert out["segments"] == starts and out["fidelity"].ratio == 1.0
     assert measure(e, score, tokens).ratio == 1.0
     seg = tokens[starts[1] :]
     alone = e.decode(seg)

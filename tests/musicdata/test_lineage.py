@@ -51,7 +51,9 @@ def trained(tmp_path: Path) -> Workspace:
         ]
         records.insert_rows(con, "lineage_edges", edges)
         con.execute(
-            "INSERT INTO core.train_runs VALUES ('t1', 'run-1', 'nmt', 'remi', 'h', '{}', 'cpu', "
+            "INSERT INTO core.train_runs (train_run_id, run_id, model, encoding, "
+            "encoding_config_hash, config_json, device, status, started_at, finished_at) VALUES ("
+            "'t1', 'run-1', 'nmt', 'remi', 'h', '{}', 'cpu', "
             "'completed', ?, ?)",
             [t, t],
         )

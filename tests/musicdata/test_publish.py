@@ -209,6 +209,8 @@ def test_offline_upload_fails_clearly_and_resumes(
     assert SENTINEL not in str(err.value)
     row = ws.catalog.query("SELECT uploaded_at, repo_id FROM publishes").to_pylist()[0]
     assert row == {"uploaded_at": None, "repo_id": None}
+    # the same command again (re-staging the same bytes) continues the same record
+    assert stage(ws, tmp_path / "staged", license="cc0-1.0").publish_id == staged.publish_id
     monkeypatch.delenv("HF_HUB_OFFLINE")
     done = upload(staged, "org/name", private=False, api_factory=FakeApi)
     assert done.publish_id == staged.publish_id  # the same record, now uploaded

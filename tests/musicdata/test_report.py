@@ -86,7 +86,9 @@ def full(tmp_path: Path) -> Workspace:
             ],
         )
         con.execute(
-            "INSERT INTO core.train_runs VALUES ('t1', 'r', 'nmt', 'nb-pf', 'h', '{}', 'cpu', "
+            "INSERT INTO core.train_runs (train_run_id, run_id, model, encoding, "
+            "encoding_config_hash, config_json, device, status, started_at, finished_at) VALUES ("
+            "'t1', 'r', 'nmt', 'nb-pf', 'h', '{}', 'cpu', "
             "'completed', ?, ?)",
             [t, t],
         )
