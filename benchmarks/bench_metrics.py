@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from musicdata.metrics.features import FEATURES, Notes, extract_features, notes_from_midi
-from musicdata.testing.loops import piece_features_loop
 from musicdata.metrics.sets import evaluate_sets
+from musicdata.testing.loops import piece_features_loop
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "midi"
 

@@ -122,13 +122,35 @@ def main() -> None:
         f"rerun (nothing to do):                  {t_rerun:7.2f} s  "
         f"(tokenized {again['encodings'][0]['tokenized']})"
     )
+    rows = [
+        {
+            "what": f"`tokenize --encoding remi` CLI vs the library call ({len(files)} files)",
+            "figure": f"**{t_cli / t_lib:.2f}x** ({t_cli:.1f} s vs {t_lib:.1f} s)",
+            "target": "<= 1.2x",
+        },
+        {
+            "what": "REMI stage (library) vs a plain MidiTok loop",
+            "figure": f"**{t_lib / t_plain:.2f}x** ({t_lib:.1f} s vs {t_plain:.1f} s)",
+            "target": "—",
+        },
+    ]
     if args.prefect_server:
         with prefect_server(work) as env:
             t_srv, srv = cli(srv_home, "tokenize", "--encoding", "remi", env=env)
         print(f"tracked through a Prefect server:       {t_srv:7.2f} s")
         print(f"  ratio tracked CLI / library:          {t_srv / t_lib:7.2f}x")
         assert srv["encodings"][0]["tokens"] == remi["tokens"]
+        rows.append(
+            {
+                "what": "the same CLI tracked through a Prefect server (PREFECT_API_URL set)",
+                "figure": f"**{t_srv / t_lib:.2f}x** the library call ({t_srv:.1f} s)",
+                "target": "—",
+            }
+        )
     assert remi["tokens"] == plain_tokens == lib["tokens"], "all three must give the same tokens"
+    from results import save
+
+    save("tokenize_cli", rows)
 
 
 @contextlib.contextmanager

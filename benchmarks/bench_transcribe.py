@@ -94,9 +94,9 @@ def pipeline(
     import numpy as np
     import symusic
 
-    from musicdata.stages.transcribe import transcribe_pending
-    from musicdata.stages.ingest import ingest_paths
     from musicdata.metrics.transcription import note_arrays
+    from musicdata.stages.ingest import ingest_paths
+    from musicdata.stages.transcribe import transcribe_pending
     from musicdata.workspace import Workspace
     from schemas.config import Config, TranscribeConfig
 

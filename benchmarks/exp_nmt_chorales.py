@@ -193,6 +193,11 @@ def run_one(
         [s.train_run_id],
     ).to_pylist()
     counts = test_notes(ws, run.encoding, meta["encoding_config_hash"])
+    (speed,) = ws.catalog.query(
+        "SELECT median(value) AS tps FROM train_metrics WHERE train_run_id = ? "
+        "AND split = 'train' AND name = 'tokens_per_s'",
+        [s.train_run_id],
+    ).to_pylist()
     # every head scores every target position (NB and flat), so bits_per_token * ln 2 is nats
     # per (compound) token and `tokens` counts the scored target positions
     nats_per_token = e.bits_per_token * math.log(2)
@@ -210,6 +215,7 @@ def run_one(
         "train_s": round(train_s, 1),
         "s_per_step": round(train_s / max(s.steps, 1), 3),
         "eval_s": round(eval_s, 1),
+        "median_tokens_per_s": round(speed["tps"] or 0.0, 1),  # the trainer's, per step
         "final": {k: v for k, v in s.info.items() if k.endswith(("_loss", "_nll"))},
         "test_nll_per_subtoken": e.nll,
         "test_nats_per_token": round(nats_per_token, 5),

@@ -66,7 +66,12 @@ def ingest_and_train(
     ingest = ingest_flow(paths, home, config)
     tokenize = tokenize_flow([encoding], home, config)
     trained = train_flow(
-        home, config, model=model, encoding=encoding, preset=preset, steps=steps,
+        home,
+        config,
+        model=model,
+        encoding=encoding,
+        preset=preset,
+        steps=steps,
         run_id=_run_id("train"),
     )
     tid = trained["train_run_id"]

@@ -3,9 +3,10 @@
 The data side (musicdata) hands over a ShardManifest and gets records and arrays back; it never
 touches torch. Training hyperparameters per preset live here (model sizes live in each family's
 registry entry): `debug` trains in seconds on CPU (tests), `small` is a real CPU run in minutes,
-`paper` follows the papers (it keeps only the last 3 checkpoint files; their catalog rows stay,
-so a pruned checkpoint is still in the lineage but no longer loadable) (NMT: batch 8, lr 1e-4 cosine, 2000 warm-up steps; a family may
-override, e.g. PerceiverS's initial lr 0.03125 through its spec's `train_presets`).
+`paper` follows the papers (NMT: batch 8, lr 1e-4 cosine, 2000 warm-up steps; a family may
+override, e.g. PerceiverS's initial lr 0.03125 through its spec's `train_presets`). `paper` keeps
+only the last 3 checkpoint files; their catalog rows stay, so a pruned checkpoint is still in the
+lineage but no longer loadable.
 """
 
 from __future__ import annotations
@@ -22,16 +23,39 @@ from schemas.training import TrainRecord
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "debug": {
-        "steps": 12, "batch_size": 4, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 2,
-        "eval_every": 6, "eval_batches": 2, "ckpt_every": 6, "keep_last": 0, "weight_decay": 0.0,
+        "steps": 12,
+        "batch_size": 4,
+        "lr": 3e-3,
+        "min_lr": 3e-4,
+        "warmup_steps": 2,
+        "eval_every": 6,
+        "eval_batches": 2,
+        "ckpt_every": 6,
+        "keep_last": 0,
+        "weight_decay": 0.0,
     },
     "small": {
-        "steps": 600, "batch_size": 16, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 50,
-        "eval_every": 100, "eval_batches": 8, "ckpt_every": 100, "keep_last": 0, "transpose": 3,
+        "steps": 600,
+        "batch_size": 16,
+        "lr": 1e-3,
+        "min_lr": 1e-4,
+        "warmup_steps": 50,
+        "eval_every": 100,
+        "eval_batches": 8,
+        "ckpt_every": 100,
+        "keep_last": 0,
+        "transpose": 3,
     },
     "paper": {
-        "steps": 100_000, "batch_size": 8, "lr": 1e-4, "min_lr": 1e-5, "warmup_steps": 2000,
-        "eval_every": 1000, "eval_batches": 32, "ckpt_every": 1000, "transpose": 5,
+        "steps": 100_000,
+        "batch_size": 8,
+        "lr": 1e-4,
+        "min_lr": 1e-5,
+        "warmup_steps": 2000,
+        "eval_every": 1000,
+        "eval_batches": 32,
+        "ckpt_every": 1000,
+        "transpose": 5,
     },
 }
 

@@ -1,4 +1,4 @@
-"""The shard manifest: the contract between the catalog side (musicdata) and the model side (models).
+"""The shard manifest: the contract between the catalog side (musicdata) and the model side.
 
 The catalog resolves "encoding X under config hash H" into a manifest; a trainer reads only the
 manifest (paths, sha256, vocabulary sizes) and never opens DuckDB. Its hash goes into checkpoints
@@ -76,9 +76,7 @@ class ShardManifest:
     def hash(self) -> str:
         """sha256 over what the data is (not where it lies): moving a workspace keeps the hash."""
         ident = {k: v for k, v in self.to_dict().items() if k != "root"}
-        ident["files"] = sorted(
-            (f["split"], f["sha256"]) for f in ident["files"]
-        )
+        ident["files"] = sorted((f["split"], f["sha256"]) for f in ident["files"])
         text = json.dumps(ident, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

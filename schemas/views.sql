@@ -1,13 +1,6 @@
 -- The analyst's contract: stable view names over core.* (recreated on every migration).
 CREATE OR REPLACE VIEW main.runs AS SELECT * FROM core.runs;
 
-CREATE OR REPLACE VIEW main.sources AS
-SELECT f.path, f.sha256, f.size_bytes, f.kind, f.archive,
-       f.exact_duplicate_of,
-       CASE WHEN p.piece_id IS NOT NULL THEN 'ok' ELSE 'quarantined' END AS status,
-       p.piece_id, f.run_id, f.first_seen_at
-FROM core.files f LEFT JOIN core.pieces p ON p.sha256 = f.sha256;
-
 CREATE OR REPLACE VIEW main.pieces AS SELECT * FROM core.pieces;
 
 -- A later success clears an input's earlier ingest verdict (a path that was missing, or refused

@@ -28,7 +28,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 turns clipping off
     log_every: int = 1
     eval_every: int = 50  # 0: only at the end
-    eval_batches: int = 8
+    eval_batches: int = 8  # per evaluation and rank; 0: the whole split
     eval_batch_size: int = 0  # 0: same as batch_size
     ckpt_every: int = 50  # 0: only the final checkpoint
     keep_last: int = 3  # older step checkpoints are deleted; 0 keeps all

@@ -340,9 +340,8 @@ def fit(
                 meta["scheduler"] = {"kind": "cosine_warmup", "step": step, "lr": lr}
                 st_path, digest = save_checkpoint(path, model, optimizer, meta)
                 prune_checkpoints(out, cfg.keep_last)
-                yield CheckpointRecord(
-                    step, str(st_path), digest, final, {"manifest_hash": manifest.hash}
-                )
+                info = {"manifest_hash": manifest.hash, "model_name": model_name}
+                yield CheckpointRecord(step, str(st_path), digest, final, info)
             if dist.is_initialized():
                 dist.barrier()
             _fault("train.after_checkpoint")

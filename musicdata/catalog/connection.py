@@ -234,14 +234,16 @@ def read_only_statement(sql: str) -> str:
     return stmt.query
 
 
-def _sql_str(value: str) -> str:
+def sql_str(value: str) -> str:
+    """A SQL string literal, for the few places that cannot take parameters (view bodies,
+    SET lists); every other value goes in as a parameter."""
     return "'" + value.replace("'", "''") + "'"
 
 
 def restrict(con: duckdb.DuckDBPyConnection, readable: list[Path]) -> None:
     """Limit this (read-only) connection's file access to `readable` folders and lock its
     settings, after the catalog itself is open. Views over the shards keep working."""
-    dirs = ", ".join(_sql_str(str(Path(d).resolve()).rstrip("/") + "/") for d in readable)
+    dirs = ", ".join(sql_str(str(Path(d).resolve()).rstrip("/") + "/") for d in readable)
     con.execute(f"SET allowed_directories = [{dirs}]")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")

@@ -175,6 +175,38 @@ def pieces_to_tokenize(
     ).fetchall()
 
 
+def pieces_without_fidelity(
+    con: duckdb.DuckDBPyConnection, encoding: str, config_hash: str
+) -> list[tuple[str, str]]:
+    """(piece_id, blob_path) of pieces stored in this encoding config's shards that have no
+    fidelity row (a shard adopted after a crash), ordered by piece id."""
+    return con.execute(
+        "SELECT DISTINCT p.piece_id, p.blob_path FROM core.shard_pieces sp "
+        "JOIN core.shards s USING (shard_id) JOIN core.pieces p USING (piece_id) "
+        "WHERE s.encoding = ? AND s.config_hash = ? AND NOT EXISTS ("
+        "  SELECT 1 FROM core.fidelity f WHERE f.encoding = s.encoding "
+        "  AND f.config_hash = s.config_hash AND f.piece_id = sp.piece_id) ORDER BY p.piece_id",
+        [encoding, config_hash],
+    ).fetchall()
+
+
+def first_paths_of_kind(
+    con: duckdb.DuckDBPyConnection, shas: list[str], audio: bool
+) -> dict[str, str]:
+    """sha256 -> the first path the catalog saw these bytes at among audio files (`audio`) or
+    among the others (MIDI, transcriptions): exact duplicates are judged within one kind, since
+    the same bytes under a .wav and a .mid name are two different inputs with two outcomes."""
+    if not shas:
+        return {}
+    with _keys_table(con, "_q_shas", sha256=shas):
+        rows = con.execute(
+            "SELECT f.sha256, arg_min(f.path, f.first_seen_at) FROM core.files f "
+            "JOIN _q_shas USING (sha256) WHERE (f.kind = 'audio') = ? GROUP BY f.sha256",
+            [audio],
+        ).fetchall()
+    return dict(rows)
+
+
 def training_pieces(con: duckdb.DuckDBPyConnection, limit: int) -> list[tuple[str, str]]:
     """(piece_id, blob_path) of canonical train-split pieces, by piece id: what a learned
     vocabulary is trained on (never validation/test, so no leak into evaluation)."""
@@ -229,3 +261,9 @@ def encoding_kind(con: duckdb.DuckDBPyConnection, encoding: str) -> str | None:
         "SELECT any_value(kind) FROM core.encodings WHERE encoding = ?", [encoding]
     ).fetchall()
     return rows[0][0] if rows else None
+
+
+def shard_splits(con: duckdb.DuckDBPyConnection, encoding: str) -> set[str]:
+    """Splits that have shards of this encoding (any config)."""
+    rows = con.execute("SELECT DISTINCT split FROM core.shards WHERE encoding = ?", [encoding])
+    return {r[0] for r in rows.fetchall()}

@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from musicdata.catalog.connection import now
+from musicdata.catalog.connection import now, sql_str
 
 SCHEMA = "tokens"
 BASELINE = "remi"  # compression is reported relative to this encoding's lengths
@@ -55,11 +55,6 @@ class ShardSet:
     fields: tuple[str, ...]  # sub-token names (compound) or ("token",)
     vocab_sizes: dict[str, tuple[int | None, ...]]  # config_hash -> per-field vocab size
     globs: tuple[str, ...]  # absolute
-
-
-def sql_str(value: str) -> str:
-    """A SQL string literal (view bodies cannot take parameters, so paths are quoted here)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def view_name(encoding: str, suffix: str = "") -> str:

@@ -31,9 +31,7 @@ def start_train_run(
 ) -> None:
     """Insert (or, on resume, mark running again) a train run and its lineage from the shards."""
     tid = row["train_run_id"]
-    exists = con.execute(
-        "SELECT 1 FROM core.train_runs WHERE train_run_id = ?", [tid]
-    ).fetchall()
+    exists = con.execute("SELECT 1 FROM core.train_runs WHERE train_run_id = ?", [tid]).fetchall()
     if exists:
         con.execute(
             "UPDATE core.train_runs SET status = 'running', run_id = ?, finished_at = NULL "
@@ -69,8 +67,11 @@ def record_checkpoint(
 ) -> None:
     records.insert_rows(con, "checkpoints", [row], on_conflict_nothing=True)
     e = edge(
-        f"train_run:{row['train_run_id']}", f"checkpoint:{row['checkpoint_id']}", "train",
-        manifest_hash, run_id,
+        f"train_run:{row['train_run_id']}",
+        f"checkpoint:{row['checkpoint_id']}",
+        "train",
+        manifest_hash,
+        run_id,
     )
     records.insert_rows(con, "lineage_edges", [e], on_conflict_nothing=True)
 
@@ -83,9 +84,12 @@ def train_run(con: duckdb.DuckDBPyConnection, train_run_id: str) -> dict[str, An
 
 
 def train_run_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT train_run_id FROM core.train_runs ORDER BY started_at DESC"
-    ).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT train_run_id FROM core.train_runs ORDER BY started_at DESC"
+        ).fetchall()
+    ]
 
 
 def checkpoints(con: duckdb.DuckDBPyConnection, train_run_id: str) -> list[dict[str, Any]]:
@@ -136,8 +140,13 @@ def record_generations(
 ) -> None:
     records.insert_rows(con, "generations", rows, on_conflict_nothing=True)
     edges = [
-        edge(f"checkpoint:{r['checkpoint_id']}", f"generated:{r['generation_id']}", "generate",
-             r["checkpoint_id"], run_id)
+        edge(
+            f"checkpoint:{r['checkpoint_id']}",
+            f"generated:{r['generation_id']}",
+            "generate",
+            r["checkpoint_id"],
+            run_id,
+        )
         for r in rows
     ]
     records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)

@@ -69,18 +69,28 @@ def _is_temp(name: str) -> bool:
     return name.startswith(".") or name.endswith((TMP_SUFFIX, f"{TMP_SUFFIX}.d"))
 
 
-def _catalog_state(ws: Workspace) -> tuple[list[_Shard], dict[str, list[str]], set[str]]:
-    """(shard rows, piece ids per shard id, config files the catalog names)."""
+def _catalog_state(
+    ws: Workspace, encoding: str | None, config_hash: str | None
+) -> tuple[list[_Shard], dict[str, list[str]], set[str]]:
+    """(shard rows, piece ids per shard id, config files the catalog names), of one encoding
+    (and config) when given."""
     cat = ws.catalog
+    where = "WHERE (? IS NULL OR encoding = ?) AND (? IS NULL OR config_hash = ?)"
+    params = [encoding, encoding, config_hash, config_hash]
     shards = [
         _Shard(**row)
         for row in cat.query(
             "SELECT shard_id, encoding, config_hash, split, path, n_rows, size_bytes, "
-            "file_sha256 FROM core.shards ORDER BY path"
+            f"file_sha256 FROM core.shards {where} ORDER BY path",
+            params,
         ).to_pylist()
     ]
     pieces: dict[str, list[str]] = defaultdict(list)
-    table = cat.query("SELECT shard_id, piece_id FROM core.shard_pieces")
+    table = cat.query(
+        "SELECT sp.shard_id, sp.piece_id FROM core.shard_pieces sp "
+        f"WHERE sp.shard_id IN (SELECT shard_id FROM core.shards {where})",
+        params,
+    )
     for sid, pid in zip(
         table.column("shard_id").to_pylist(), table.column("piece_id").to_pylist(), strict=True
     ):
@@ -137,9 +147,8 @@ def _check_shard(
     return ids
 
 
-def _scan_tree(ws: Workspace, known: set[str], problems: list[Problem]) -> None:
-    """Orphans and temp leftovers under shards/ (hidden and temp folders are not descended)."""
-    root = ws.shards_dir
+def _scan_tree(ws: Workspace, root: Path, known: set[str], problems: list[Problem]) -> None:
+    """Orphans and temp leftovers under `root` (hidden and temp folders are not descended)."""
     if not root.is_dir():
         return
     for dirpath, dirnames, filenames in os.walk(root):
@@ -164,11 +173,16 @@ def _scan_tree(ws: Workspace, known: set[str], problems: list[Problem]) -> None:
                 )
 
 
-def verify(ws: Workspace) -> list[Problem]:
+def verify(
+    ws: Workspace, encoding: str | None = None, config_hash: str | None = None
+) -> list[Problem]:
     """Every disagreement between the shard files and the catalog, in KINDS order, then path.
     An empty list means every recorded shard is intact and nothing unrecorded lies beside them.
-    Raises CatalogError when there is no catalog."""
-    shards, pieces, configs = _catalog_state(ws)
+    `encoding` (and `config_hash`) narrow it to one encoding's shards and folder, so a stage can
+    check the config it is about to write without reading every other shard. Raises
+    CatalogError when there is no catalog."""
+    assert encoding is not None or config_hash is None, "a config hash needs its encoding"
+    shards, pieces, configs = _catalog_state(ws, encoding, config_hash)
     problems: list[Problem] = []
     where: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for s in shards:
@@ -189,6 +203,29 @@ def verify(ws: Workspace) -> list[Problem]:
                     f"{', '.join(paths)}: {_ids_text(sorted(ids))}",
                 )
             )
-    _scan_tree(ws, {s.path for s in shards} | configs, problems)
+    root = ws.shards_dir.joinpath(*[p for p in (encoding, config_hash) if p is not None])
+    _scan_tree(ws, root, {s.path for s in shards} | configs, problems)
     order = {k: i for i, k in enumerate(KINDS)}
     return sorted(problems, key=lambda p: (order[p.kind], p.path, p.detail))
+
+
+class ShardsDisagree(RuntimeError):
+    """A stage found its encoding's shard files and the catalog at odds and wrote nothing."""
+
+
+def check_config(ws: Workspace, encoding: str, config_hash: str, limit: int = 5) -> None:
+    """Raise ShardsDisagree naming the problems, if this encoding config's shards and the
+    catalog disagree: a stage runs it after reconcile, before writing, so it never builds on a
+    replaced or missing shard (every count and manifest would be silently wrong)."""
+    problems = verify(ws, encoding, config_hash)
+    if not problems:
+        return
+    shown = "; ".join(f"{p.kind} {p.path}: {p.detail}" for p in problems[:limit])
+    more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+    msg = (
+        f"{encoding}@{config_hash}: the shard files under {ws.shards_dir / encoding / config_hash} "
+        f"disagree with the catalog, so nothing was written: {shown}{more}. Restore the named "
+        "files from a backup (the catalog is the record of what was done); "
+        "`musicdata catalog verify` lists every problem"
+    )
+    raise ShardsDisagree(msg)

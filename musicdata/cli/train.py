@@ -17,12 +17,17 @@ PRESET_HELP = "debug: seconds on CPU; small: a real CPU run in minutes; paper: t
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Option("--model", "-m", help="nmt, flat, perceivers, cadenza.")] = "nmt",
-    encoding: Annotated[str, typer.Option("--encoding", "-e", help="Shards to train on.")] = "nb-pf",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="nmt, flat, perceivers, cadenza.")
+    ] = "nmt",
+    encoding: Annotated[
+        str, typer.Option("--encoding", "-e", help="Shards to train on.")
+    ] = "nb-pf",
     preset: Annotated[str, typer.Option("--preset", "-p", help=PRESET_HELP)] = "debug",
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Optimizer steps.")] = None,
     resume: Annotated[
-        str | None, typer.Option("--resume", help="Continue this train run from its last checkpoint.")
+        str | None,
+        typer.Option("--resume", help="Continue this train run from its last checkpoint."),
     ] = None,
     config_hash: Annotated[
         str | None, typer.Option("--config-hash", help="Which tokenizer config (default newest).")
@@ -35,14 +40,21 @@ def train(
     as_json: JsonOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
-    """Train a model on an encoding's shards; checkpoints, curves and lineage land in the catalog."""
+    """Train a model on an encoding's shards; checkpoints, curves, lineage land in the catalog."""
     progress.enable(not as_json)
     ws = workspace()
     t0 = time.perf_counter()
     overrides = {"sub_decoder": sub_decoder} if sub_decoder else None
     kwargs: dict[str, Any] = dict(
-        model=model, encoding=encoding, preset=preset, steps=steps, resume=resume,
-        config_hash=config_hash or "latest", seed=seed, device=device, model_overrides=overrides,
+        model=model,
+        encoding=encoding,
+        preset=preset,
+        steps=steps,
+        resume=resume,
+        config_hash=config_hash or "latest",
+        seed=seed,
+        device=device,
+        model_overrides=overrides,
     )
     with run_guard(ws, "train", no_wait, as_json):
         try:
@@ -66,15 +78,20 @@ def train(
         f"train loss {s.get('train_loss', float('nan')):.4f}, validation NLL "
         f"{s.get('validation_nll', float('nan')):.4f}, {s['checkpoints']} checkpoints in "
         f"{s['seconds']} s",
-        f"next: musicdata evaluate {s['train_run_id']}   musicdata generate {s['train_run_id']} --n 4",
+        f"next: musicdata evaluate {s['train_run_id']}",
+        f"      musicdata generate {s['train_run_id']} --n 4",
     )
 
 
 @app.command()
 def evaluate(
-    train_run_id: Annotated[str, typer.Argument(help="A train run id (`musicdata train` prints it).")],
+    train_run_id: Annotated[
+        str, typer.Argument(help="A train run id (`musicdata train` prints it).")
+    ],
     split: Annotated[str, typer.Option("--split", help="train, validation or test.")] = "test",
-    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="Default: the newest.")] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="Default: the newest.")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
     max_batches: Annotated[int | None, typer.Option("--max-batches", min=1)] = None,
     as_json: JsonOpt = False,
@@ -88,8 +105,13 @@ def evaluate(
             from musicdata.stages.evaluate import evaluate as run_eval
 
             s = run_eval(
-                ws, api, train_run_id, split=split, checkpoint=checkpoint,
-                batch_size=batch_size, max_batches=max_batches,
+                ws,
+                api,
+                train_run_id,
+                split=split,
+                checkpoint=checkpoint,
+                batch_size=batch_size,
+                max_batches=max_batches,
             ).to_dict()
         except ValueError as exc:
             fail(str(exc))
@@ -97,7 +119,8 @@ def evaluate(
     emit(
         s,
         as_json,
-        f"evaluate {s['checkpoint_id']} on {s['split']} ({s['tokens']} tokens): NLL {s['nll']:.4f}, "
+        f"evaluate {s['checkpoint_id']} on {s['split']} ({s['tokens']} tokens): "
+        f"NLL {s['nll']:.4f}, "
         f"{s['bits_per_token']:.3f} bits/token" + (f"; per sub-token: {subs}" if subs else ""),
     )
 
@@ -110,7 +133,9 @@ def generate(
     temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 1.0,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="Default: the newest.")] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option("--checkpoint", help="Default: the newest.")
+    ] = None,
     as_json: JsonOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
@@ -122,8 +147,15 @@ def generate(
             from musicdata.stages.evaluate import generate as run_gen
 
             s = run_gen(
-                ws, api, train_run_id, n=n, max_new_tokens=max_new_tokens,
-                temperature=temperature, top_p=top_p, seed=seed, checkpoint=checkpoint,
+                ws,
+                api,
+                train_run_id,
+                n=n,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                checkpoint=checkpoint,
             ).to_dict()
         except ValueError as exc:
             fail(str(exc))

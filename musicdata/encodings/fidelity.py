@@ -56,7 +56,7 @@ class Fidelity:
     onset_err_ms_mean: float | None = None  # mean |decoded - source onset| of those, in ms
     onset_err_ms_p95: float | None = None
     onset_err_ms_max: float | None = None
-    lost: dict[str, int] = field(default_factory=dict)  # reason -> notes (see REASONS)
+    lost: dict[str, int] = field(default_factory=dict, hash=False)  # reason -> notes (REASONS)
 
     @property
     def ratio(self) -> float:

@@ -18,6 +18,7 @@ from musicdata.audio.codec import CodecJob, CodecSettings, codec_settings, encod
 from musicdata.catalog import audio as audio_records
 from musicdata.catalog import records
 from musicdata.catalog.shard_views import refresh_shard_views
+from musicdata.catalog.verify import check_config
 from musicdata.fsutil import atomic_write
 from musicdata.isolate import IsolatedPool
 from musicdata.stages.kit import Outcome, Summary, isolated_batches, record_outcomes, stage_run
@@ -62,6 +63,7 @@ def tokenize_codec(
             shas = audio_records.recording_shas(con)
         source_of = lambda rid: f"audio:{shas[rid]}" if rid in shas else None  # noqa: E731
         summary.add("shards_adopted", reconcile(ws, s, run_id, known, source_of=source_of)[0])
+        check_config(ws, name, s.config_hash)  # never write on top of a replaced shard
         with ws.catalog.write() as con:
             todo = audio_records.recordings_to_encode(
                 con, stage, s.config_hash, cfg.include_near_duplicates
@@ -136,8 +138,13 @@ def _encode_all(
     jobs = [CodecJob(rid, str(ws.abspath(blob)), s) for rid, _, blob, _, _ in todo]
     cfg = ws.config.codec
     batches = isolated_batches(
-        encode_recording, cfg, jobs, label=f"tokenize {s.name}", batch_size=s.batch_size,
+        encode_recording,
+        cfg,
+        jobs,
+        label=f"tokenize {s.name}",
+        batch_size=s.batch_size,
         step=steps.encode,
+        root=ws.root,
     )
     for _, results in batches:
         bad = []
@@ -148,12 +155,20 @@ def _encode_all(
                 summary.add("tokenized")
             else:
                 sha, path = meta[rid]
-                bad.append(Outcome.quarantined(rid, r["reason"], r["detail"], path=path, sha256=sha))
+                bad.append(
+                    Outcome.quarantined(rid, r["reason"], r["detail"], path=path, sha256=sha)
+                )
         summary.count(bad)
         if bad:
             with ws.catalog.write() as con:
-                record_outcomes(con, f"tokenize:{s.name}", s.config_hash, run_id=summary.run_id,
-                                outcomes=bad, detail_prefix=True)
+                record_outcomes(
+                    con,
+                    f"tokenize:{s.name}",
+                    s.config_hash,
+                    run_id=summary.run_id,
+                    outcomes=bad,
+                    detail_prefix=True,
+                )
 
 
 def read_codes(path: Any) -> dict[str, Any]:

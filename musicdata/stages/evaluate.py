@@ -49,7 +49,7 @@ def _checkpoint(ws: Workspace, train_run_id: str, checkpoint: str | None) -> tup
     ckpt = chosen[0]
     path = ws.abspath(ckpt["path"])
     if not path.exists() or sha256_file(path) != ckpt["file_sha256"]:
-        msg = f"checkpoint {ckpt['checkpoint_id']}: {path} is missing or changed since it was recorded"
+        msg = f"checkpoint {ckpt['checkpoint_id']}: {path} is missing or changed since recorded"
         raise ValueError(msg)
     return run, ckpt
 
@@ -72,10 +72,18 @@ def evaluate(
     key = json.dumps([ckpt["checkpoint_id"], settings], sort_keys=True)
     eval_id = "eval-" + hashlib.sha256(key.encode()).hexdigest()[:16]
     run_id = run_id or f"evaluate:{eval_id}"
-    info = {"train_run_id": train_run_id, "checkpoint_id": ckpt["checkpoint_id"], "eval_id": eval_id}
+    info = {
+        "train_run_id": train_run_id,
+        "checkpoint_id": ckpt["checkpoint_id"],
+        "eval_id": eval_id,
+    }
     with stage_run(ws, "evaluate", run_id, keys=("recorded",), info=info) as summary:
         res = side.evaluate(
-            ws.abspath(ckpt["path"]), manifest, split, batch_size=batch_size, max_batches=max_batches
+            ws.abspath(ckpt["path"]),
+            manifest,
+            split,
+            batch_size=batch_size,
+            max_batches=max_batches,
         )
         values = {
             "nll": res["mean_nll"],
@@ -86,9 +94,13 @@ def evaluate(
         values = {k: v for k, v in values.items() if v == v}  # a head with no targets: NaN
         detail = {**settings, "tokens": res["tokens"], "manifest_hash": manifest.hash}
         with ws.catalog.write() as con:
-            new = sql.record_eval(con, eval_id, ckpt["checkpoint_id"], split, values, detail, run_id)
+            new = sql.record_eval(
+                con, eval_id, ckpt["checkpoint_id"], split, values, detail, run_id
+            )
         summary.add("recorded", int(new))
-        summary.info.update(split=split, tokens=res["tokens"], **{k: round(v, 5) for k, v in values.items()})
+        summary.info.update(
+            split=split, tokens=res["tokens"], **{k: round(v, 5) for k, v in values.items()}
+        )
     return summary
 
 
@@ -107,17 +119,29 @@ def generate(
 ) -> Summary:
     """Sample `n` pieces from a checkpoint and write them as MIDI (codec models: .npy codes)."""
     run, ckpt = _checkpoint(ws, train_run_id, checkpoint)
-    params = {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature,
-              "top_p": top_p, "seed": seed}
+    params = {
+        "n": n,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "seed": seed,
+    }
     phash = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     out_rel = f"{GENERATED_DIR}/{train_run_id}/{ckpt['checkpoint_id'].split(':')[-1]}-{phash}"
     run_id = run_id or f"generate:{train_run_id}:{phash}"
-    info = {"train_run_id": train_run_id, "checkpoint_id": ckpt["checkpoint_id"],
-            "out_dir": str(ws.abspath(out_rel))}
+    info = {
+        "train_run_id": train_run_id,
+        "checkpoint_id": ckpt["checkpoint_id"],
+        "out_dir": str(ws.abspath(out_rel)),
+    }
     with stage_run(ws, "generate", run_id, keys=("generated", "undecodable"), info=info) as summary:
         samples = side.generate(
-            ws.abspath(ckpt["path"]), n, max_new_tokens,
-            temperature=temperature, top_p=top_p, seed=seed,
+            ws.abspath(ckpt["path"]),
+            n,
+            max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
         )
         rows = [
             _write_sample(ws, run, ckpt, out_rel, i, tokens, params, run_id)
@@ -131,8 +155,14 @@ def generate(
 
 
 def _write_sample(
-    ws: Workspace, run: dict, ckpt: dict, out_rel: str, i: int, tokens: np.ndarray,
-    params: dict[str, Any], run_id: str,
+    ws: Workspace,
+    run: dict,
+    ckpt: dict,
+    out_rel: str,
+    i: int,
+    tokens: np.ndarray,
+    params: dict[str, Any],
+    run_id: str,
 ) -> dict[str, Any]:
     """Decode one sample with the encoding it was trained on and write it atomically."""
     from musicdata.datasets import resolve_config
@@ -179,7 +209,7 @@ def _decode(enc: Any, tokens: np.ndarray, names: list[list[str]]) -> Any:
     arr = _strip_specials(tokens, names)
     try:
         return enc.decode(arr)
-    except Exception:  # noqa: BLE001 - fall back to the longest decodable prefix
+    except Exception:
         lo, hi, best = 1, len(arr) - 1, None
         while lo <= hi:
             mid = (lo + hi) // 2

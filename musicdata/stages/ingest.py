@@ -30,7 +30,7 @@ from musicdata.ingest.ids import (
 from musicdata.ingest.midi import MidiJob, inspect_midi
 from musicdata.ingest.split import assign_split
 from musicdata.isolate import IsolatedPool
-from musicdata.stages.kit import Summary, batched, stage_run
+from musicdata.stages.kit import Summary, batched, stage_run, stop_on_environment_errors
 from musicdata.stages.transcribe import ingest_counts, transcribe_pending
 from musicdata.workspace import Workspace
 
@@ -117,7 +117,7 @@ def record_inputs(
     with ws.catalog.write() as con:
         shas = sorted({f.sha256 for f in files})
         done = records.stage_status(con, kind.stage, chash, shas)
-        first_path = records.first_paths(con, shas)
+        first_path = records.first_paths_of_kind(con, shas, audio=kind.file_kind == "audio")
         canon = kind.canonical(con, [r["content_hash"] for r in parsed if r["status"] == "ok"])
         for f in files:  # sorted by path: the first path of new bytes is the one parsed
             dup_of = first_path.get(f.sha256)
@@ -290,7 +290,9 @@ def ingest_paths(
             seen_rejections = records.known_rejections(con, [r.path for r in found.rejected])
         new = [c for c in found.candidates if (c.path, c.sha256) not in known]
         rejected = [r for r in found.rejected if (r.path, r.reason) not in seen_rejections]
-        summary.add("skipped", len(found.candidates) - len(new) + len(found.rejected) - len(rejected))
+        summary.add(
+            "skipped", len(found.candidates) - len(new) + len(found.rejected) - len(rejected)
+        )
         midi = [c for c in new if c.kind != "audio"]
         _ingest_kind(ws, run_id, midi, rejected, steps.parse, steps.record, MIDI, summary)
         audio = [c for c in new if c.kind == "audio"]
@@ -334,6 +336,7 @@ def _ingest_kind(
     with progress.bar("ingest" if midi else "ingest audio", len(to_parse)) as advance:
         for batch in batched(to_parse, cfg.batch_size):
             parsed = parse(ws, list(batch))
+            stop_on_environment_errors(ws.root, parsed)  # a full disk blames no input
             files = sorted((c for s in batch for c in by_sha[s]), key=lambda c: c.path)
             summary.merge(record(ws, run_id, files, parsed, []))
             advance(len(batch))

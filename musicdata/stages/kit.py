@@ -10,21 +10,34 @@ kit holds all of that.
 
 from __future__ import annotations
 
+import errno
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from musicdata import __version__, progress
 from musicdata.catalog import records
 from musicdata.catalog.outcomes import Outcome, record_outcomes
+from musicdata.fsutil import WorkspaceWriteError, is_environment_error, workspace_write_error
 from musicdata.isolate import IsolatedPool
 from musicdata.workspace import Workspace
 
 T = TypeVar("T")
 
-__all__ = ["Outcome", "Summary", "batched", "isolated_batches", "record_outcomes", "stage_run"]
+__all__ = [
+    "Outcome",
+    "Summary",
+    "batched",
+    "environment_failure",
+    "isolated_batches",
+    "record_outcomes",
+    "stage_run",
+    "stop_on_environment_errors",
+]
 
 
 @dataclass
@@ -101,11 +114,24 @@ def stage_run(
         try:
             yield summary
         except BaseException as exc:
-            with ws.catalog.write() as con:
-                records.finish_run(con, run_id, "failed", {**summary.to_dict(), "error": repr(exc)})
+            _finish_failed(ws, run_id, summary, exc)
+            if isinstance(exc, Exception) and not isinstance(exc, WorkspaceWriteError):
+                if is_environment_error(exc, ws.root):  # the machine's fault: one clear error
+                    raise workspace_write_error(exc, ws.root) from exc
             raise
         with ws.catalog.write() as con:
             records.finish_run(con, run_id, "completed", summary.to_dict())
+
+
+def _finish_failed(ws: Workspace, run_id: str, summary: Summary, exc: BaseException) -> None:
+    """Mark the run failed; on a full or read-only disk that write may fail too, and then the
+    run stays `running` until the next run marks it interrupted (the original error wins)."""
+    try:
+        with ws.catalog.write() as con:
+            records.finish_run(con, run_id, "failed", {**summary.to_dict(), "error": repr(exc)})
+    except Exception as again:
+        if not is_environment_error(again, ws.root):
+            raise
 
 
 @contextmanager
@@ -127,11 +153,46 @@ def isolated_batches(
     label: str,
     batch_size: int,
     step: Callable[[IsolatedPool, Sequence[Any]], list[dict[str, Any]]],
+    root: Path,
 ) -> Iterator[tuple[Sequence[Any], list[dict[str, Any]]]]:
     """Run `jobs` through one pool of isolated workers (sized and limited by the stage's config
     section), a batch at a time: yields (batch, records). `step(pool, batch)` is the batch call
-    (the Prefect flow swaps in a task-wrapped one); a failure is a quarantine record."""
+    (the Prefect flow swaps in a task-wrapped one); a failure is a quarantine record, unless it
+    is the machine's (full disk, I/O error, workspace permissions under `root`): that stops the
+    run with WorkspaceWriteError before anything of the batch is recorded."""
     with IsolatedPool.configured(fn, cfg) as pool, progress.bar(label, len(jobs)) as advance:
         for batch in batched(jobs, batch_size):
-            yield batch, step(pool, batch)
+            out = step(pool, batch)
+            stop_on_environment_errors(root, out)
+            yield batch, out
             advance(len(batch))
+
+
+# How a worker's OSError reads once it is text ("OSError: [Errno 28] No space left on device:
+# '/ws/objects/ab/..'"): the isolation layer and the parsers report failures as strings.
+_ERRNO_TEXT = re.compile(r"\[Errno (?P<errno>\d+)\] (?P<text>[^:\n]*)(?:: '(?P<path>[^'\n]*)')?")
+
+
+def environment_failure(detail: str, root: Path) -> OSError | None:
+    """The machine's error (musicdata.fsutil.is_environment_error) a failure record's detail
+    describes, or None when the input is to blame. Permission errors count only on a path
+    inside the workspace `root` (an unreadable user file is that file's problem)."""
+    m = _ERRNO_TEXT.search(detail)
+    if m:
+        code = int(m.group("errno"))
+        cls = PermissionError if code in (errno.EACCES, errno.EPERM) else OSError
+        exc = cls(code, m.group("text"), *([m.group("path")] if m.group("path") else []))
+    else:
+        exc = OSError(detail)  # pyarrow/DuckDB texts without an errno ("No space left ...")
+    return exc if is_environment_error(exc, root) else None
+
+
+def stop_on_environment_errors(root: Path, outcomes: Sequence[dict[str, Any]]) -> None:
+    """Raise WorkspaceWriteError for the first failed record caused by the machine: every stage
+    passes its workers' records through here, so a full disk never quarantines a good input."""
+    for rec in outcomes:
+        if rec.get("status") in ("ok", "no_notes", "skipped"):
+            continue
+        exc = environment_failure(str(rec.get("detail") or ""), root)
+        if exc is not None:
+            raise workspace_write_error(exc, root) from exc

@@ -16,12 +16,14 @@ from typing import Any
 
 from musicdata.catalog import records
 from musicdata.catalog.shard_views import refresh_shard_views
+from musicdata.catalog.verify import check_config
 from musicdata.encodings import Encoding, get_encoding
 from musicdata.encodings.worker import TokenizeJob, tokenize_piece
 from musicdata.fsutil import atomic_write, sha256_file
 from musicdata.isolate import IsolatedPool
 from musicdata.stages.kit import Outcome, Summary, isolated_batches, record_outcomes, stage_run
 from musicdata.store import ShardRow, ShardWriter, next_indexes, reconcile, shard_dir
+from musicdata.store.rows import fidelity_rows
 from musicdata.workspace import Workspace
 
 KEYS = ("tokenized", "quarantined", "skipped", "shards_written", "shards_adopted", "tokens")
@@ -39,9 +41,7 @@ def tokenize_batch(pool: IsolatedPool, jobs: Sequence[TokenizeJob]) -> list[dict
 class Steps:
     """Step functions; the Prefect flow swaps in task-wrapped versions."""
 
-    tokenize: Callable[[IsolatedPool, Sequence[TokenizeJob]], list[dict[str, Any]]] = (
-        tokenize_batch
-    )
+    tokenize: Callable[[IsolatedPool, Sequence[TokenizeJob]], list[dict[str, Any]]] = tokenize_batch
 
 
 def tokenize_encoding(
@@ -76,6 +76,8 @@ def tokenize_encodings(
             for i, e in enumerate(encs)
         ]
         writers = _setup(ws, encs, runs)
+        if ws.config.tokenize.fidelity:
+            _measure_missing_fidelity(ws, writers, runs, steps or Steps())
         todo = [(w, s, row) for w, s in zip(writers, runs, strict=True) for row in w.todo]
         todo.sort(key=lambda item: item[2][0])  # piece-major: all encodings of a piece together
         if todo:
@@ -105,6 +107,7 @@ def _setup(ws: Workspace, encs: list[Encoding], runs: list[Summary]) -> list[_Jo
     cfg_paths = {e.name: _ensure_config(ws, e) for e in encs}
     for e, s in zip(encs, runs, strict=True):
         s.add("shards_adopted", reconcile(ws, e, s.run_id, known[e.name])[0])
+        check_config(ws, e.name, e.config_hash)  # never write on top of a replaced shard
     jobs = []
     with ws.catalog.write() as con:
         for e in encs:
@@ -183,7 +186,13 @@ def _tokenize_all(
         for j, _, (pid, _, blob, _, _) in todo
     ]
     batches = isolated_batches(
-        tokenize_piece, tcfg, jobs, label=label, batch_size=tcfg.batch_size, step=steps.tokenize
+        tokenize_piece,
+        tcfg,
+        jobs,
+        label=label,
+        batch_size=tcfg.batch_size,
+        step=steps.tokenize,
+        root=ws.root,
     )
     for _, results in batches:
         bad: dict[str, list[Outcome]] = {}
@@ -206,6 +215,45 @@ def _tokenize_all(
                     record_outcomes(
                         con, stage, job.enc.config_hash, s.run_id, outcomes, detail_prefix=True
                     )
+
+
+def _measure_missing_fidelity(
+    ws: Workspace, jobs: list[_Job], runs: list[Summary], steps: Steps
+) -> None:
+    """Pieces in this config's shards without a fidelity row (their shard was adopted after a
+    crash between its rename and the commit that records its fidelity): encode and decode them
+    again in the isolated workers, with the worker's own measurement, and record only the
+    fidelity (the shard is already there), so a crash ends with the rows a clean run has."""
+    with ws.catalog.write() as con:
+        missing = [
+            (j, s, row)
+            for j, s in zip(jobs, runs, strict=True)
+            for row in records.pieces_without_fidelity(con, j.enc.name, j.enc.config_hash)
+        ]
+    if not missing:
+        return
+    by_name = {j.enc.name: (j, s) for j, s, _ in missing}
+    tcfg = ws.config.tokenize
+    work = [
+        TokenizeJob(pid, str(ws.abspath(blob)), j.enc.name, j.enc.params, fidelity=True)
+        for j, _, (pid, blob) in missing
+    ]
+    batches = isolated_batches(
+        tokenize_piece,
+        tcfg,
+        work,
+        label="fidelity of adopted shards",
+        batch_size=tcfg.batch_size,
+        step=steps.tokenize,
+        root=ws.root,
+    )
+    for _, results in batches:
+        with ws.catalog.write() as con:
+            for r in results:  # a piece that fails now keeps its shard row and gets no fidelity
+                if r["status"] == "ok" and r.get("fidelity") is not None:
+                    job, s = by_name[r["encoding"]]
+                    fidelity_rows(con, job.enc, {r["piece_id"]: r["fidelity"]}, s.run_id)
+                    s.add("fidelity_measured")
 
 
 def _save_config(enc: Encoding, tmp: Path) -> None:

@@ -1,4 +1,4 @@
-"""The train stage: shard manifest -> model family's trainer -> checkpoints and curves in the catalog.
+"""The train stage: shard manifest -> a model family's trainer -> checkpoints and curves, recorded.
 
 A driver on the stage kit. The trainer (models/, pure PyTorch) yields MetricRecord and
 CheckpointRecord; this process is the one catalog writer: metrics are buffered and written with

@@ -111,6 +111,7 @@ def _run_all(
         label="transcribe",
         batch_size=batch_size,
         step=steps.transcribe,
+        root=ws.root,
     )
     for _, results in batches:
         record_transcriptions(ws, run_id, results, meta, summary)

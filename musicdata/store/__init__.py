@@ -13,7 +13,13 @@ from musicdata.store.layout import (
     shard_relpath,
 )
 from musicdata.store.rows import record_shard, shard_rows
-from musicdata.store.table import ShardRow, WrittenShard, build_table, read_shard_metadata, write_shard
+from musicdata.store.table import (
+    ShardRow,
+    WrittenShard,
+    build_table,
+    read_shard_metadata,
+    write_shard,
+)
 from musicdata.store.writer import ShardWriter, reconcile
 
 __all__ = [

@@ -53,7 +53,10 @@ def _extra(cfg: EncodingConfig) -> dict[str, Any]:
     """Token strings per field (index = id), for transposition and token roles; codec shards
     carry their frame rate instead."""
     if cfg.kind == "codec":
-        return {"frame_rate": cfg.params.get("frame_rate"), "n_codebooks": cfg.params.get("n_codebooks")}
+        return {
+            "frame_rate": cfg.params.get("frame_rate"),
+            "n_codebooks": cfg.params.get("n_codebooks"),
+        }
     return {"vocab": vocab_strings(cfg.encoding, cfg.params)}
 
 

@@ -82,7 +82,10 @@ def shard_rows(
             for p in lengths
         ],
     )
-    nodes = [*(sources or [f"piece:{p}" for p in lengths]), f"encoding:{spec.name}@{spec.config_hash}"]
+    nodes = [
+        *(sources or [f"piece:{p}" for p in lengths]),
+        f"encoding:{spec.name}@{spec.config_hash}",
+    ]
     records.insert_rows(
         con,
         "lineage_edges",
@@ -100,6 +103,14 @@ def shard_rows(
         ],
         on_conflict_nothing=True,
     )
+    fidelity_rows(con, spec, fidelity or {}, run_id)
+    return sid
+
+
+def fidelity_rows(con: Any, spec: ShardSpec, fidelity: Mapping[str, Any], run_id: str) -> None:
+    """Insert round-trip fidelity rows (piece id -> Fidelity) in the caller's transaction; a
+    piece measured before keeps its row."""
+    t = now()
     records.insert_rows(
         con,
         "fidelity",
@@ -112,16 +123,17 @@ def shard_rows(
                 "run_id": run_id,
                 "created_at": t,
             }
-            for p, f in (fidelity or {}).items()
+            for p, f in fidelity.items()
         ],
         on_conflict_nothing=True,
     )
-    return sid
 
 
 def _fidelity_columns(f: Any) -> dict[str, Any]:
     """A Fidelity's fields are core.fidelity's columns; dict fields are stored as JSON text."""
-    return {k: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for k, v in asdict(f).items()}
+    return {
+        k: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for k, v in asdict(f).items()
+    }
 
 
 def record_shard(ws: Workspace, *args: Any, **kwargs: Any) -> str:

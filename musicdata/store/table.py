@@ -2,8 +2,9 @@
 
 One table builder for every shard kind: flat (int32 [T]), compound (int16 [T, F]) and codec
 (EnCodec codes stored frame by frame as [T, K] int16, K codebooks). Shards are append-only per
-(encoding, config hash, split): a run writes new part files for the pieces not tokenized before. The same inputs give byte-identical files (no timestamps or
-run ids inside; those live in the catalog).
+(encoding, config hash, split): a run writes new part files for the pieces not tokenized
+before. The same inputs give byte-identical files (no timestamps or run ids inside; those live
+in the catalog).
 """
 
 from __future__ import annotations

@@ -18,7 +18,13 @@ from musicdata.catalog import records
 from musicdata.fsutil import TMP_SUFFIX, sha256_file
 from musicdata.store.layout import PART_RE, ShardSpec, shard_dir, shard_relpath
 from musicdata.store.rows import record_shard, shard_rows, stage_name
-from musicdata.store.table import ShardRow, WrittenShard, build_table, read_shard_metadata, write_shard
+from musicdata.store.table import (
+    ShardRow,
+    WrittenShard,
+    build_table,
+    read_shard_metadata,
+    write_shard,
+)
 from musicdata.workspace import Workspace
 
 # Files beside the shards that describe the config (not shards): kept by reconcile.

@@ -205,3 +205,21 @@ def test_codec_delay_is_causal_per_codebook() -> None:
         torch.testing.assert_close(a[f][:, :6], b[f][:, :6])
     for f in range(3):
         torch.testing.assert_close(a[f][:, 6], b[f][:, 6])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_safetensors_and_json_round_trip(nb: tuple, variant: dict, tmp_path: Path) -> None:
+    """What a checkpoint holds (weights as safetensors, config as JSON) rebuilds the same model."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    ids, vocab, names = nb
+    m = _model(vocab, names, **variant).eval()
+    save_file(m.state_dict(), tmp_path / "w.safetensors")
+    cfg = NMTConfig.from_dict(json.loads(json.dumps(m.cfg.to_dict())))
+    m2 = NestedMusicTransformer(cfg).eval()
+    m2.load_state_dict(load_file(tmp_path / "w.safetensors"))
+    x = torch.as_tensor(ids[None, :9])
+    for a, b in zip(m(x[:, :-1], x[:, 1:]), m2(x[:, :-1], x[:, 1:]), strict=True):
+        torch.testing.assert_close(a, b)

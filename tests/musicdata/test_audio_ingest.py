@@ -13,8 +13,8 @@ import soundfile as sf
 from conftest import FIXTURES, make_workspace
 
 from musicdata.audio.decode import AudioJob, _open_error, inspect_audio, load_mono
-from musicdata.testing.audio import render_midi, write_hostile_files
 from musicdata.stages.ingest import ingest_paths
+from musicdata.testing.audio import render_midi, write_hostile_files
 from musicdata.workspace import Workspace
 from schemas.catalog import latest_version
 from schemas.config import Config

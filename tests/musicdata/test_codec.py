@@ -22,9 +22,9 @@ from musicdata.audio.codec import (
     load_model,
 )
 from musicdata.stages.codec import read_codes, tokenize_codec
-from musicdata.testing.audio import render_midi
 from musicdata.stages.ingest import ingest_paths
 from musicdata.store import read_shard_metadata
+from musicdata.testing.audio import render_midi
 from musicdata.workspace import Workspace
 from schemas.config import CodecConfig
 

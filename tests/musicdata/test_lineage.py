@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from musicdata.catalog import records
 from musicdata.catalog.connection import migrate_to, now
 from musicdata.catalog.lineage import lineage, resolve, walk
-from musicdata.testing.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
 from musicdata.cli import app
+from musicdata.testing.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
 from musicdata.workspace import Workspace
 from schemas.catalog import latest_version
 

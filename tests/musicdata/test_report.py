@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from musicdata.catalog import records
 from musicdata.catalog.connection import now
-from musicdata.testing.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
 from musicdata.cli import app
 from musicdata.report import build_report
 from musicdata.report.artifacts import section_markdown
+from musicdata.testing.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
 from musicdata.workspace import Workspace
 
 SECTIONS = ["corpus", "lengths", "compression", "vocabulary", "quarantine", "audio", "training"]

@@ -17,10 +17,10 @@ from conftest import make_workspace
 from typer.testing import CliRunner
 
 from musicdata.catalog.shard_views import refresh_shard_views, shard_views_root
-from musicdata.testing.synthetic import SyntheticEncoding, write_synthetic_corpus
 from musicdata.cli import app
 from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encoding
+from musicdata.testing.synthetic import SyntheticEncoding, write_synthetic_corpus
 from musicdata.workspace import Workspace
 
 NB = SyntheticEncoding("nb-pf", (12, 40, 30, 20), ("metric", "pitch", "duration", "velocity"))

@@ -13,9 +13,8 @@ from conftest import REAL, make_workspace
 
 from musicdata.encodings import get_encoding
 from musicdata.stages.ingest import ingest_paths
-from musicdata.store import read_shard_metadata
 from musicdata.stages.tokenize import tokenize_encoding
-from musicdata.store import shard_relpath
+from musicdata.store import read_shard_metadata, shard_relpath
 from musicdata.workspace import Workspace
 from schemas.shards import FLAT_TOKENS
 

@@ -12,8 +12,8 @@ from conftest import REAL
 
 from musicdata.encodings import REGISTRY, get_encoding
 from musicdata.stages.ingest import ingest_paths
-from musicdata.store import read_shard_metadata
 from musicdata.stages.tokenize import tokenize_encodings
+from musicdata.store import read_shard_metadata
 from musicdata.workspace import Workspace
 
 ALL = sorted(REGISTRY)

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,8 @@ from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encodings
 from musicdata.stages.train import train
 from musicdata.workspace import Workspace
-from tests.conftest import FIXTURES
 from schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
+from tests.conftest import FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +50,18 @@ def test_train_evaluate_generate_with_lineage(shards: Workspace) -> None:
     assert s.steps == 6 and s.checkpoints >= 1 and s.n_parameters > 0
     (run,) = ws.catalog.query(f"SELECT * FROM train_runs WHERE train_run_id = '{tid}'").to_pylist()
     assert run["status"] == "completed" and run["preset"] == "debug" and run["target_steps"] == 6
-    losses = _ids(ws, f"SELECT step, value FROM train_metrics WHERE train_run_id = '{tid}' "
-                 "AND split = 'train' AND name = 'loss' ORDER BY step")
+    losses = _ids(
+        ws,
+        f"SELECT step, value FROM train_metrics WHERE train_run_id = '{tid}' "
+        "AND split = 'train' AND name = 'loss' ORDER BY step",
+    )
     assert [st for st, _ in losses] == list(range(1, 7))
     assert all(v > 0 for _, v in losses)
-    (ckpt,) = _ids(ws, f"SELECT checkpoint_id, path FROM checkpoints WHERE train_run_id = '{tid}' "
-                   "ORDER BY step DESC LIMIT 1")
+    (ckpt,) = _ids(
+        ws,
+        f"SELECT checkpoint_id, path FROM checkpoints WHERE train_run_id = '{tid}' "
+        "ORDER BY step DESC LIMIT 1",
+    )
     assert (ws.root / ckpt[1]).is_file()
 
     e = evaluate(ws, api, tid, split="test")
@@ -95,20 +100,41 @@ def test_flat_baseline_on_remi_and_clear_refusals(shards: Workspace) -> None:
 def test_killed_run_resumes_without_duplicates(shards: Workspace) -> None:
     """SIGKILL right after the first checkpoint (the trainer's fault hook), then --resume."""
     env = {**os.environ, "MUSICDATA_FAULT": "train.after_checkpoint:1"}
-    cmd = [sys.executable, "-m", "musicdata.cli", "--home", str(shards.root), "train", "-m", "nmt",
-           "-e", "nb-pf", "--steps", "8", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "musicdata.cli",
+        "--home",
+        str(shards.root),
+        "train",
+        "-m",
+        "nmt",
+        "-e",
+        "nb-pf",
+        "--steps",
+        "8",
+        "--json",
+    ]
     killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-2000:]
     (tid,) = _ids(shards, "SELECT train_run_id FROM train_runs WHERE status = 'running'")[0]
     done_before = _ids(shards, f"SELECT count(*) FROM checkpoints WHERE train_run_id = '{tid}'")
     assert done_before == [(1,)]
     env.pop("MUSICDATA_FAULT")
-    out = subprocess.run([*cmd[:6], "train", "--resume", tid, "--json"], env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [*cmd[:6], "train", "--resume", tid, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["steps"] == 8
-    rows = _ids(shards, f"SELECT step, count(*) FROM train_metrics WHERE train_run_id = '{tid}' "
-                "AND split = 'train' AND name = 'loss' GROUP BY step ORDER BY step")
+    rows = _ids(
+        shards,
+        f"SELECT step, count(*) FROM train_metrics WHERE train_run_id = '{tid}' "
+        "AND split = 'train' AND name = 'loss' GROUP BY step ORDER BY step",
+    )
     assert rows == [(st, 1) for st in range(1, 9)]
     (status,) = _ids(shards, f"SELECT status FROM train_runs WHERE train_run_id = '{tid}'")
     assert status == ("completed",)

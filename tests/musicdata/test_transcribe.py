@@ -11,12 +11,12 @@ import soundfile as sf
 import symusic
 from conftest import FIXTURES
 
-from musicdata.testing.audio import render_midi
 from musicdata.audio.transcribe import params_hash, transcription_params
-from musicdata.stages.transcribe import transcribe_pending
-from musicdata.stages.ingest import ingest_paths
 from musicdata.metrics.transcription import score_midi_pair
+from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encoding
+from musicdata.stages.transcribe import transcribe_pending
+from musicdata.testing.audio import render_midi
 from musicdata.workspace import Workspace
 from schemas.config import TranscribeConfig
 
