@@ -189,3 +189,163 @@ def _checkpoint_model(checkpoint: str | Path) -> str:
     from models.train.checkpoint import load_checkpoint
 
     return str(load_checkpoint(checkpoint).meta["model_name"])
+
+
+# ---- Cadenza: variations of an input, ideas from the prior, evaluation ---------------------------
+
+
+def _cadenza_pair(composer_ckpt: str | Path, performer_ckpt: str | Path) -> tuple[Any, Any]:
+    """Load a Composer and a Performer checkpoint and check they share one PerTok vocabulary."""
+    from models.cadenza import Composer, Performer
+    from models.train.checkpoint import load_model
+
+    composer, performer = load_model(composer_ckpt), load_model(performer_ckpt)
+    if not isinstance(composer, Composer) or not isinstance(performer, Performer):
+        msg = (
+            f"{composer_ckpt} / {performer_ckpt}: need a 'cadenza' and a 'cadenza-performer' "
+            f"checkpoint, got {type(composer).__name__} and {type(performer).__name__}"
+        )
+        raise ValueError(msg)
+    if composer.cfg.vocab != performer.cfg.vocab:
+        msg = (
+            f"{composer_ckpt} and {performer_ckpt} were trained on different PerTok vocabularies; "
+            "train both on the same pertok config (--config-hash)"
+        )
+        raise ValueError(msg)
+    return composer, performer
+
+
+def _with_bos(seqs: list[Any], bos_id: int) -> list[np.ndarray]:
+    """PerTok ids out, each led by BOS like `generate`'s samples (decoders drop the start)."""
+    return [np.concatenate([[bos_id], s.cpu().numpy()]).astype(np.int64) for s in seqs]
+
+
+def variations(
+    composer_ckpt: str | Path,
+    performer_ckpt: str | Path,
+    tokens: np.ndarray,
+    n: int,
+    *,
+    temperature: float = 1.0,
+    spread: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+) -> list[np.ndarray]:
+    """n Cadenza variations of one PerTok sequence [T]: latents around the input's posterior
+    (spread 0: its mean, 1: a posterior sample), composed, then performed. -> n id arrays."""
+    import torch
+
+    from models.cadenza_variations import variations as cadenza_variations
+
+    composer, performer = _cadenza_pair(composer_ckpt, performer_ckpt)
+    ids = torch.as_tensor(np.asarray(tokens).reshape(-1), dtype=torch.long)
+    gen = torch.Generator().manual_seed(int(seed))
+    outs = cadenza_variations(
+        composer,
+        performer,
+        ids,
+        n,
+        temperature=temperature,
+        spread=spread,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        generator=gen,
+    )
+    return _with_bos(outs, composer.roles.bos_id)
+
+
+def sample_prior(
+    composer_ckpt: str | Path,
+    performer_ckpt: str | Path,
+    n: int,
+    *,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+) -> list[np.ndarray]:
+    """n unconditional Cadenza ideas (z ~ N(0, I)), composed and performed. -> n id arrays."""
+    import torch
+
+    from models.cadenza_variations import sample_prior as cadenza_prior
+
+    composer, performer = _cadenza_pair(composer_ckpt, performer_ckpt)
+    gen = torch.Generator().manual_seed(int(seed))
+    outs = cadenza_prior(
+        composer,
+        performer,
+        n,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        generator=gen,
+    )
+    return _with_bos(outs, composer.roles.bos_id)
+
+
+def cadenza_evaluate(
+    composer_ckpt: str | Path,
+    performer_ckpt: str | Path,
+    manifest: ShardManifest,
+    split: str = "test",
+    *,
+    generated: list[np.ndarray] | None = None,
+    batch_size: int = 8,
+    max_batches: int | None = 8,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Cadenza's own figures on a held-out split (deterministic windows): the Composer's
+    reconstruction accuracy from z = mu, KL per latent dimension and active units (posterior
+    collapse), the Performer's velocity / microtiming KL(held-out || re-performed held-out
+    compositions), and, given `generated` id arrays, the same KL for them."""
+    import torch
+
+    from models.cadenza_variations import (
+        active_units,
+        kl_per_dim,
+        performance_kl,
+        reconstruction_accuracy,
+    )
+    from models.data import SplitReader, eval_batches, pad_value_of
+
+    composer, performer = _cadenza_pair(composer_ckpt, performer_ckpt)
+    reader = SplitReader(manifest, split)
+    batches = list(
+        eval_batches(
+            reader,
+            max_len=composer.cfg.max_len,
+            batch_size=batch_size,
+            pad_value=pad_value_of(manifest),
+            max_batches=max_batches,
+        )
+    )
+    if not batches:
+        msg = f"split '{split}' of {manifest.encoding} has no window to evaluate Cadenza on"
+        raise ValueError(msg)
+    kl = kl_per_dim(composer, batches)
+    n_windows = sum(len(b["tokens"]) for b in batches)
+    held_out = [t[m] for b in batches for t, m in zip(b["tokens"], b["mask"], strict=True)]
+    gen = torch.Generator().manual_seed(int(seed))
+    performed = [
+        r[r != performer.roles.pad_id]
+        for b in batches
+        for r in performer.generate(b["tokens"] * b["mask"], generator=gen)
+    ]
+    perf = performance_kl(performed, held_out, performer.roles)
+    out: dict[str, Any] = {
+        "split": split,
+        "windows": n_windows,
+        "reconstruction_accuracy": reconstruction_accuracy(composer, batches),
+        "kl_total": float(kl.sum()),
+        "kl_per_dim": [round(float(x), 5) for x in kl],
+        "active_units": active_units(composer, batches) if n_windows >= 2 else 0,
+        "latent_dim": composer.cfg.latent_dim,
+        "performer_kl_velocity": perf["velocity"],
+        "performer_kl_microtiming": perf["microtiming"],
+    }
+    if generated:
+        seqs = [torch.as_tensor(np.asarray(g).reshape(-1), dtype=torch.long) for g in generated]
+        g = performance_kl(seqs, held_out, performer.roles)
+        out.update(generated_kl_velocity=g["velocity"], generated_kl_microtiming=g["microtiming"])
+    return out

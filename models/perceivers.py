@@ -25,7 +25,11 @@ as the scale of the Transformer ("Noam") schedule, which for d_model 1024 is exa
 warmup 4000 (Vaswani et al.), peaking at 4.9e-4 at step 4000, close to Perceiver AR's Adam 3e-4
 (a constant Adam rate of 0.03125 would be ~100x any used for transformers this size).
 `paper_lr` is that schedule; with the trainer's linear warm-up + cosine, the nearest setting
-is lr 4.9e-4, warmup_steps 4000.
+is lr 4.9e-4, warmup_steps 4000, min_lr 1e-4 (Noam's rate at the shared 100k steps is 9.9e-5).
+Both families' `paper` train preset (ModelSpec `train_presets`, read by models.api.train_config)
+is that, plus what the paper states or implies: plain Adam (weight_decay 0, betas 0.9/0.999),
+no data augmentation ("no key or tempo changes": transpose 0). Batch size and step count are
+not stated; the shared `paper` values (8, 100k) stay.
 """
 
 from __future__ import annotations
@@ -406,8 +410,21 @@ _PRESETS: dict[str, dict] = {
 }
 
 
+# the paper's optimizer as the trainer can express it (module docstring)
+_TRAIN_PRESETS: dict[str, dict] = {
+    "paper": {"lr": paper_lr(4000), "min_lr": 1e-4, "warmup_steps": 4000, "weight_decay": 0.0,
+              "betas": (0.9, 0.999), "transpose": 0},
+}  # fmt: skip
+
+
 def _register() -> None:
     from models.builders import ModelSpec, register  # builders imports this module at its end
+
+    @dataclass(frozen=True)
+    class PerceiverSpec(ModelSpec):
+        """ModelSpec plus the family's train presets (models.api.train_config reads them)."""
+
+        train_presets: dict[str, dict] = field(default_factory=dict)
 
     for name, seg, single, what in (
         ("perceivers", "effective", False, "PerceiverS: Effective Segmentation + Multi-Scale"),
@@ -415,7 +432,7 @@ def _register() -> None:
     ):
         presets = {k: {**v, "scales": [None]} if single else dict(v) for k, v in _PRESETS.items()}
         register(
-            ModelSpec(
+            PerceiverSpec(
                 name=name,
                 config_cls=PerceiverSConfig,
                 model_cls=PerceiverS,
@@ -424,6 +441,7 @@ def _register() -> None:
                 segmentation=seg,
                 pad_side="left",  # queries are the last positions: short windows pad on the left
                 description=what,
+                train_presets={k: dict(v) for k, v in _TRAIN_PRESETS.items()},
             )
         )
 

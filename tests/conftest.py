@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 
+# One BLAS/OpenMP thread per test process (and the subprocesses tests start): the suite runs
+# several processes at once on 2 cores, where torch's default of one thread per core made small
+# training steps ~40x slower from oversubscription. Set before torch is first imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 from musicdata.workspace import Workspace
 from schemas.config import Config, IngestConfig, TokenizeConfig
 

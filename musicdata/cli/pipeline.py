@@ -39,7 +39,9 @@ NoWaitOpt = Annotated[
 def run_guard(ws: Workspace, stage: str, no_wait: bool, as_json: bool) -> Iterator[None]:
     """Hold the workspace run lock for the command, and turn a busy workspace or a machine fault
     (full disk, read-only, I/O error) into one clear message (and one JSON object with --json)
-    instead of a traceback. Exit codes: 3 busy, 4 environment fault."""
+    instead of a traceback. Exit codes: 3 busy, 4 environment fault, 5 shards disagree with the
+    catalog (`catalog verify`)."""
+    from musicdata.catalog.verify import ShardsDisagree
     from musicdata.fsutil import WorkspaceWriteError, is_environment_error, workspace_write_error
     from musicdata.workspace import WorkspaceBusy
 
@@ -51,6 +53,8 @@ def run_guard(ws: Workspace, stage: str, no_wait: bool, as_json: bool) -> Iterat
         code, reason, message = 3, "busy", str(exc)
     except WorkspaceWriteError as exc:
         code, reason, message = 4, "environment", str(exc)
+    except ShardsDisagree as exc:
+        code, reason, message = 5, "catalog_mismatch", str(exc)
     except Exception as exc:  # only the machine's faults are turned into a message; others re-raise
         if not is_environment_error(exc, ws.root):
             raise

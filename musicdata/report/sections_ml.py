@@ -88,6 +88,7 @@ def training(q: Query) -> Section:
         return sec
     if runs:
         sec.tables.append(Table("Training runs", runs))
+    _loss_curves(sec, q)
     curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for r in results:
         if r["step"] is not None:
@@ -109,6 +110,28 @@ def training(q: Query) -> Section:
     if scalar:
         sec.tables.append(Table("Evaluation results", scalar))
     return sec
+
+
+def _loss_curves(sec: Section, q: Query) -> None:
+    """Training loss and validation NLL per run, from the per-step metrics the train stage
+    records (`train_metrics`)."""
+    rows = q(
+        "SELECT train_run_id, split, name, step, value FROM train_metrics "
+        "WHERE (split = 'train' AND name = 'loss') OR (split = 'validation' AND name = 'nll') "
+        "ORDER BY train_run_id, split, step"
+    )
+    for split, name, title in (
+        ("train", "loss", "training loss"),
+        ("validation", "nll", "validation NLL"),
+    ):
+        series: dict[str, list[tuple[float, float]]] = {}
+        for r in rows:
+            if (r["split"], r["name"]) == (split, name):
+                series.setdefault(r["train_run_id"], []).append((r["step"], r["value"]))
+        series = dict(list(series.items())[-MAX_CURVES:])
+        if series and max(len(v) for v in series.values()) >= 2:
+            png = plots.curves(series, xlabel="step", title=title)
+            sec.figures.append(Figure(f"curve-{split}-{name}", png, f"{title} per training run"))
 
 
 def _set_level(sec: Section, results: list[dict[str, Any]]) -> None:

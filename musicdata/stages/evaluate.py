@@ -32,7 +32,7 @@ class ModelSide(Protocol):
     def generate(self, checkpoint: Any, n: int, max_new_tokens: int, **kw: Any) -> list: ...
 
 
-def _checkpoint(ws: Workspace, train_run_id: str, checkpoint: str | None) -> tuple[dict, dict]:
+def checkpoint_of(ws: Workspace, train_run_id: str, checkpoint: str | None) -> tuple[dict, dict]:
     """(train run row, checkpoint row): the named checkpoint, else the run's newest."""
     with ws.catalog.read() as con:
         run = sql.train_run(con, train_run_id)
@@ -66,7 +66,7 @@ def evaluate(
     run_id: str | None = None,
 ) -> Summary:
     """NLL of a train run's checkpoint on a split of the data it was trained from."""
-    run, ckpt = _checkpoint(ws, train_run_id, checkpoint)
+    run, ckpt = checkpoint_of(ws, train_run_id, checkpoint)
     manifest, _ = build_manifest(ws, run["encoding"], run["encoding_config_hash"])
     settings = {"split": split, "batch_size": batch_size, "max_batches": max_batches}
     key = json.dumps([ckpt["checkpoint_id"], settings], sort_keys=True)
@@ -118,7 +118,7 @@ def generate(
     run_id: str | None = None,
 ) -> Summary:
     """Sample `n` pieces from a checkpoint and write them as MIDI (codec models: .npy codes)."""
-    run, ckpt = _checkpoint(ws, train_run_id, checkpoint)
+    run, ckpt = checkpoint_of(ws, train_run_id, checkpoint)
     params = {
         "n": n,
         "max_new_tokens": max_new_tokens,
@@ -144,7 +144,7 @@ def generate(
             seed=seed,
         )
         rows = [
-            _write_sample(ws, run, ckpt, out_rel, i, tokens, params, run_id)
+            write_sample(ws, run, ckpt, out_rel, i, tokens, params, run_id)
             for i, tokens in enumerate(samples)
         ]
         with ws.catalog.write() as con:
@@ -154,7 +154,7 @@ def generate(
     return summary
 
 
-def _write_sample(
+def write_sample(
     ws: Workspace,
     run: dict,
     ckpt: dict,

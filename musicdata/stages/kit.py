@@ -115,9 +115,9 @@ def stage_run(
             yield summary
         except BaseException as exc:
             _finish_failed(ws, run_id, summary, exc)
-            if isinstance(exc, Exception) and not isinstance(exc, WorkspaceWriteError):
-                if is_environment_error(exc, ws.root):  # the machine's fault: one clear error
-                    raise workspace_write_error(exc, ws.root) from exc
+            machine = isinstance(exc, Exception) and is_environment_error(exc, ws.root)
+            if machine and not isinstance(exc, WorkspaceWriteError):  # one clear error
+                raise workspace_write_error(exc, ws.root) from exc
             raise
         with ws.catalog.write() as con:
             records.finish_run(con, run_id, "completed", summary.to_dict())

@@ -74,7 +74,8 @@ def make_manifest(encoding: str, root: Path, *, row_group_rows: int = 2) -> Shar
         files.append(
             ShardFile(path.name, written.file_sha256, split, written.n_rows, written.n_tokens)
         )
-    vocab = _vocab(enc.tokenizer)
+    # `performance` has no MidiTok tokenizer: its event names come from `vocabulary()`
+    vocab = [list(enc.vocabulary())] if hasattr(enc, "vocabulary") else _vocab(enc.tokenizer)
     return ShardManifest(
         encoding=encoding,
         config_hash=enc.config_hash,

@@ -76,6 +76,12 @@ def test_train_evaluate_generate_with_lineage(shards: Workspace) -> None:
         up = {edge.src_id.split(":")[0] for edge in walk(con, f"eval:{e.eval_id}", "upstream")}
     assert {"checkpoint", "train_run", "shard", "piece", "file"} <= up
 
+    # the report's training section draws the loss curve from train_metrics
+    from musicdata.report import collect_sections
+
+    (training,) = [sec for sec in collect_sections(ws) if sec.key == "training"]
+    assert "curve-train-loss" in [f.name for f in training.figures]
+
     g = generate(ws, api, tid, n=2, max_new_tokens=24, seed=1)
     gens = ws.catalog.query("SELECT path, error, n_tokens FROM generations").to_pylist()
     assert len(gens) == 2 and g.generated + g.undecodable == 2
