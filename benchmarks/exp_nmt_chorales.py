@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -42,7 +43,7 @@ from musicdata.workspace import Workspace
 from schemas.config import SplitConfig
 
 CACHE = Path("~/.cache/musicdata/chorales").expanduser()
-DEFAULT_HOME = Path("/tmp/musicdata-chorales")
+DEFAULT_HOME = Path(tempfile.gettempdir()) / "musicdata-chorales"  # /tmp/musicdata-chorales
 ENCODINGS = ("nb-pf", "nb-mf", "remi")
 # the paper's SOD column, mean NLL per sub-token (Table 2); REMI's flat NLL is not comparable
 PAPER_SOD_NLL = {"nb-pf+nmt": 0.549, "nb-mf+nmt": 0.567, "nb-mf+parallel": 0.712}
@@ -106,9 +107,7 @@ def cached_chorales(
         t0 = time.perf_counter()
         with ProcessPoolExecutor(max_workers=workers) as pool:
             errors = [
-                e
-                for e in pool.map(_convert, todo, [str(cache / _midi_name(w)) for w in todo])
-                if e
+                e for e in pool.map(_convert, todo, [str(cache / _midi_name(w)) for w in todo]) if e
             ]
         for e in errors:
             log(f"  not converted: {e}")
@@ -264,16 +263,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", default="small", choices=("debug", "small", "paper"))
     p.add_argument("--steps", type=int, default=None, help="training steps (default: preset's)")
     p.add_argument("--limit", type=int, default=None, help="first N chorales (default: all)")
-    p.add_argument("--home", type=Path, default=None,
-                   help=f"workspace (default {DEFAULT_HOME}, -<limit> appended with --limit)")
+    p.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help=f"workspace (default {DEFAULT_HOME}, -<limit> appended with --limit)",
+    )
     p.add_argument("--cache", type=Path, default=CACHE, help="cached chorale MIDI")
-    p.add_argument("--test-frac", type=float, default=None,
-                   help="validation and test fraction (default 0.1; 0.25 with --limit under 50, "
-                   "so a small smoke run still has test pieces)")
+    p.add_argument(
+        "--test-frac",
+        type=float,
+        default=None,
+        help="validation and test fraction (default 0.1; 0.25 with --limit under 50, "
+        "so a small smoke run still has test pieces)",
+    )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0: torch's default); 1 is faster on a crowded machine",
+    )
     p.add_argument("--device", default=None, help="cpu | cuda (default: the trainer's choice)")
-    p.add_argument("--runs", default=",".join(r.name for r in RUNS),
-                   help="comma-separated subset of " + ", ".join(r.name for r in RUNS))
+    p.add_argument(
+        "--runs",
+        default=",".join(r.name for r in RUNS),
+        help="comma-separated subset of " + ", ".join(r.name for r in RUNS),
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return p.parse_args(argv)
 
@@ -281,15 +297,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     t_start = time.perf_counter()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     chosen = [r for r in RUNS if r.name in args.runs.split(",")]
     unknown = set(args.runs.split(",")) - {r.name for r in RUNS}
-    assert chosen and not unknown, f"--runs: unknown {sorted(unknown)}; known {[r.name for r in RUNS]}"
+    assert chosen and not unknown, (
+        f"--runs: unknown {sorted(unknown)}; known {[r.name for r in RUNS]}"
+    )
     home = args.home or (
-        DEFAULT_HOME if args.limit is None else DEFAULT_HOME.with_name(f"{DEFAULT_HOME.name}-{args.limit}")
+        DEFAULT_HOME
+        if args.limit is None
+        else DEFAULT_HOME.with_name(f"{DEFAULT_HOME.name}-{args.limit}")
     )
     midi = cached_chorales(args.limit, args.cache, log=log)
     small = args.limit is not None and args.limit < 50
@@ -307,7 +331,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         r = run_one(ws, run, args.preset, args.steps, args.device, args.seed)
         log(
             f"  {r['n_parameters']:,} params, {r['train_s']} s ({r['s_per_step']} s/step), "
-            f"test NLL/sub-token {r['test_nll_per_subtoken']:.4f}, NLL/note {r['test_nll_per_note']}"
+            f"test NLL/sub-token {r['test_nll_per_subtoken']:.4f}, "
+            f"NLL/note {r['test_nll_per_note']}"
         )
         results.append(r)
     out = {
@@ -315,6 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "workspace": str(ws.root),
         "pieces": len(midi),
         "preset": args.preset,
+        "threads": args.threads or "default",
         "data": data,
         "results": results,
         "paper_order": paper_order(results),

@@ -104,8 +104,8 @@ SELECT f.path, f.sha256, f.size_bytes, f.kind, f.archive,
                              WHERE t.recording_sha256 = f.sha256 AND t.status = 'ok')) AS piece_id,
        f.run_id, f.first_seen_at, r.recording_id
 FROM core.files f
-LEFT JOIN core.pieces p ON p.sha256 = f.sha256
-LEFT JOIN core.recordings r ON r.sha256 = f.sha256
+LEFT JOIN core.pieces p ON p.sha256 = f.sha256 AND f.kind <> 'audio'
+LEFT JOIN core.recordings r ON r.sha256 = f.sha256 AND f.kind = 'audio'
 WHERE f.kind <> 'transcription'
 UNION ALL
 -- Inputs refused before their bytes were stored (missing, unsupported, too large, unsafe archive

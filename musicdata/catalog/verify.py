@@ -74,28 +74,26 @@ def _catalog_state(
 ) -> tuple[list[_Shard], dict[str, list[str]], set[str]]:
     """(shard rows, piece ids per shard id, config files the catalog names), of one encoding
     (and config) when given."""
-    cat = ws.catalog
     where = "WHERE (? IS NULL OR encoding = ?) AND (? IS NULL OR config_hash = ?)"
     params = [encoding, encoding, config_hash, config_hash]
-    shards = [
-        _Shard(**row)
-        for row in cat.query(
+    with ws.catalog.read() as con:  # one connection: a stage runs this on every start
+        rows = con.sql(
             "SELECT shard_id, encoding, config_hash, split, path, n_rows, size_bytes, "
             f"file_sha256 FROM core.shards {where} ORDER BY path",
-            params,
-        ).to_pylist()
-    ]
+            params=params,
+        ).to_arrow_table()
+        table = con.sql(
+            "SELECT sp.shard_id, sp.piece_id FROM core.shard_pieces sp "
+            f"WHERE sp.shard_id IN (SELECT shard_id FROM core.shards {where})",
+            params=params,
+        ).to_arrow_table()
+        configs = {r[0] for r in con.execute("SELECT config_path FROM core.encodings").fetchall()}
+    shards = [_Shard(**row) for row in rows.to_pylist()]
     pieces: dict[str, list[str]] = defaultdict(list)
-    table = cat.query(
-        "SELECT sp.shard_id, sp.piece_id FROM core.shard_pieces sp "
-        f"WHERE sp.shard_id IN (SELECT shard_id FROM core.shards {where})",
-        params,
-    )
     for sid, pid in zip(
         table.column("shard_id").to_pylist(), table.column("piece_id").to_pylist(), strict=True
     ):
         pieces[sid].append(pid)
-    configs = set(cat.query("SELECT config_path FROM core.encodings").column(0).to_pylist())
     return shards, pieces, configs
 
 

@@ -4,7 +4,17 @@ Each command group lives in its own module and registers itself on the shared ty
 """
 
 # importing a module registers its commands
-from musicdata.cli import audio, catalog, encodings, metrics, pipeline, publish, report, train  # noqa: F401
+from musicdata.cli import (  # noqa: F401
+    audio,
+    catalog,
+    encodings,
+    metrics,
+    pipeline,
+    publish,
+    report,
+    train,
+    variations,
+)
 from musicdata.cli.common import app
 
 __all__ = ["app"]

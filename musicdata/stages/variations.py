@@ -180,20 +180,24 @@ def _run(
             values.update({k: float(v) for k, v in res.items()})
             summary.info["kl_per_dim"] = detail["kl_per_dim"]
         eval_id = f"eval-{kind}-{phash}"
+        # the Composer's edges come with record_generations / record_eval; these add the
+        # Performer's and the input file's
+        perf_src = f"checkpoint:{pckpt['checkpoint_id']}"
+        srcs = [perf_src] + ([f"file:{input_sha}"] if input_sha else [])
+        edges = [
+            sql.edge(src, f"generated:{r['generation_id']}", STAGE, phash, run_id)
+            for r in rows
+            for src in srcs
+        ]
         with ws.catalog.write() as con:
             sql.record_generations(con, rows, run_id)
-            edges = []
-            for r in rows:
-                dst = f"generated:{r['generation_id']}"
-                edges.append(sql.edge(f"checkpoint:{pckpt['checkpoint_id']}", dst, STAGE, phash, run_id))
-                if input_sha:
-                    edges.append(sql.edge(f"file:{input_sha}", dst, STAGE, phash, run_id))
             if values:
-                new = sql.record_eval(con, eval_id, cckpt["checkpoint_id"], split, values, detail, run_id)
+                new = sql.record_eval(
+                    con, eval_id, cckpt["checkpoint_id"], split, values, detail, run_id
+                )
                 summary.info["eval_id"] = eval_id
                 summary.add("recorded", int(new))
-                src = f"checkpoint:{pckpt['checkpoint_id']}"
-                edges.append(sql.edge(src, f"eval:{eval_id}", STAGE, phash, run_id))
+                edges.append(sql.edge(perf_src, f"eval:{eval_id}", STAGE, phash, run_id))
             records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
         for r in rows:
             summary.add("generated" if r["error"] is None else "undecodable")
@@ -234,7 +238,8 @@ def _encode_input(ws: Workspace, run: dict, path: Path) -> tuple[np.ndarray, str
         (rec,) = pool.map_records([job], lambda _: {"piece_id": sha})
     if rec["status"] != "ok" or len(rec["tokens"]) < 2:
         why = f"{rec.get('reason')}: {rec.get('detail')}" if rec["status"] != "ok" else "no notes"
-        msg = f"{path}: cannot encode it as {cfg.encoding}@{cfg.config_hash} ({why}); pass a MIDI file with notes"
+        msg = f"{path}: cannot encode it as {cfg.encoding}@{cfg.config_hash} ({why}); "
+        msg += "pass a MIDI file with notes"
         raise ValueError(msg)
     return np.asarray(rec["tokens"], dtype=np.int64), sha
 
@@ -284,8 +289,12 @@ def note_similarity(var: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     hv = np.bincount(var[:, 1].astype(int) % 12, minlength=12).astype(float)
     hr = np.bincount(ref[:, 1].astype(int) % 12, minlength=12).astype(float)
     pc = float(hv @ hr / (np.linalg.norm(hv) * np.linalg.norm(hr)))
-    ov, orf = set(np.round(var[:, 0] / GRID_Q).astype(int)), set(np.round(ref[:, 0] / GRID_Q).astype(int))
+    gv, gr = _grid(var), _grid(ref)  # [N, 2] int: (sixteenth index, pitch)
+    ov, orf = set(gv[:, 0].tolist()), set(gr[:, 0].tolist())
     onset_f1 = 2 * len(ov & orf) / (len(ov) + len(orf))
-    nv = {(int(round(o / GRID_Q)), int(p)) for o, p in var}
-    nr = {(int(round(o / GRID_Q)), int(p)) for o, p in ref}
+    nv, nr = set(map(tuple, gv.tolist())), set(map(tuple, gr.tolist()))
     return {"pc_similarity": pc, "onset_overlap": onset_f1, "novelty": 1 - len(nv & nr) / len(nv)}
+
+
+def _grid(notes: np.ndarray) -> np.ndarray:
+    return np.stack([np.round(notes[:, 0] / GRID_Q), notes[:, 1]], axis=1).astype(np.int64)

@@ -93,3 +93,17 @@ def test_perceivers_train_evaluate_generate(perf_ws: Workspace, model: str) -> N
             assert path.read_bytes()[:4] == b"MThd", path
             score = symusic.Score(str(path))
             assert sum(len(t.notes) for t in score.tracks) == r["n_notes"], r
+
+
+def test_paper_train_preset_follows_the_paper() -> None:
+    """The family's `paper` train preset: Adam at the Noam peak of scale 0.03125 (4000 warm-up
+    steps), no weight decay, no augmentation; other presets stay the shared ones."""
+    from models.perceivers import paper_lr
+
+    for model in ("perceivers", "perceiver-ar"):
+        cfg = api.train_config(model, "paper")
+        assert cfg.lr == pytest.approx(paper_lr(4000)) == pytest.approx(0.03125 * 4000**-0.5)
+        assert (cfg.warmup_steps, cfg.weight_decay, cfg.transpose) == (4000, 0.0, 0), cfg
+        assert cfg.betas == (0.9, 0.999), cfg
+        assert api.train_config(model, "debug") == api.train_config("nmt", "debug")
+    assert api.train_config("nmt", "paper").lr == api.TRAIN_PRESETS["paper"]["lr"]

@@ -128,7 +128,7 @@ def test_killed_run_resumes_without_duplicates(shards: Workspace) -> None:
     assert done_before == [(1,)]
     env.pop("MUSICDATA_FAULT")
     out = subprocess.run(
-        [*cmd[:6], "train", "--resume", tid, "--json"],
+        [*cmd[:5], "train", "--resume", tid, "--json"],
         env=env,
         capture_output=True,
         text=True,
