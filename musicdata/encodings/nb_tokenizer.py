@@ -15,9 +15,10 @@ no note and the EOS step carries the last note).
 
 As in the paper's preprocessing, notes with the same onset, instrument and pitch are merged into
 one (the longest is kept): NB is lossy by design and the fidelity measure reports it. The
-reference code's semitone-collision pruning is not reproduced (a deviation; issue 12 measured it
-firing on 26 of 122 chorale files). The pitch range is inclusive, as MidiTok's. One extension, documented: when a time signature changes on a bar without
-notes, a note-less `NewTimeSig_<n>/<d>` token marks it, so decoding keeps bar lengths exact.
+reference code's semitone-collision pruning is not reproduced (a deviation; issue 12 reports it
+firing on 26 of 122 chorale files). The pitch range is inclusive, as MidiTok's. One extension,
+documented: when a time signature changes on a bar without notes, a note-less
+`NewTimeSig_<n>/<d>` token marks it, so decoding keeps bar lengths exact.
 
 Subclassing `miditok.MusicTokenizer` gives NB MidiTok's vocabulary handling, ids <-> tokens,
 `save`/`params=` loading and Hugging Face Hub mixin, like every other MidiTok tokenizer.

@@ -11,11 +11,11 @@ default raised KeyError 'TimeSig_2/2' on a real cut-time piece); durations to 64
 this encoding had 15 (MidiTok's PerTok ranges exclude their end, so "4-16" stopped at 15 and a
 longer note was written as 15): "4-65" covers the 32-quarter cap of `normalize` and tied notes.
 
-Fixed MidiTok defect (`pertok_tokenizer.PerTokTokenizer`): MidiTok's PerTok makes a bar
-denominator/4 * numerator quarters (12 for 6/8, 1 for 2/2) counted from the start of the piece,
-so its Bar tokens miss the bar lines and, in x/8 meters, onsets more than 4 quarters after its
-"bar" fall off the fine grid (769 of 88,640 notes moved in the music21 benchmark). Bars here are
-4/denominator * numerator quarters from the last bar line.
+Fixed MidiTok defects (`pertok_tokenizer.PerTokTokenizer`): its preprocessing quantized onsets
+to 4 per beat in pieces with two time-signature denominators, erasing microtiming (769 of 88,640
+notes of the music21 benchmark moved); and its bars were denominator/4 * numerator quarters (12
+for 6/8, 1 for 2/2) counted from the start of the piece, so Bar tokens missed the bar lines.
+Bars here are 4/denominator * numerator quarters from the last bar line.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ class PerTok(MidiTokEncoding):
 
     def resolution(self, score: Any, notes: np.ndarray) -> Resolution:
         """PerTok works in quarters, whatever the meter: onsets to half a MicroTiming bin,
-        durations to half the local step of its duration tokens (no microtiming on them)."""
+        durations to half the local step of its duration tokens (no microtiming on them), each
+        plus half a tick of its `ticks_per_quarter` (the score is resampled to it first)."""
         del score
         tok = self.tokenizer
         tpq = tok.tpq
@@ -69,5 +70,7 @@ class PerTok(MidiTokEncoding):
         else:
             onset_step = float(np.diff(tok.timeshift_tick_values).min()) / tpq
         dur_tol, max_q = grid_tolerance(notes[:, 2], self.duration_grid())
-        n = len(notes)
-        return Resolution(np.full(n, onset_step / 2), dur_tol, np.full(n, max_q))
+        n, half_tick = len(notes), 0.5 / tpq
+        return Resolution(
+            np.full(n, onset_step / 2 + half_tick), dur_tol + half_tick, np.full(n, max_q)
+        )

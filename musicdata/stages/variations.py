@@ -179,7 +179,7 @@ def _run(
             res.pop("split", None)
             values.update({k: float(v) for k, v in res.items()})
             summary.info["kl_per_dim"] = detail["kl_per_dim"]
-        eval_id = f"eval-{kind}-{phash}"
+        eval_id = f"eval-{kind}-{phash}-{split}"
         # the Composer's edges come with record_generations / record_eval; these add the
         # Performer's and the input file's
         perf_src = f"checkpoint:{pckpt['checkpoint_id']}"

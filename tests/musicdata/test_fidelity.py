@@ -86,7 +86,7 @@ def test_pertok_writes_64_quarters_and_counts_in_quarters() -> None:
     ref = e.reference_notes(folk)
     res = e.resolution(folk, ref)
     assert np.allclose(res.onset_tol, res.onset_tol[0]), "PerTok's grid does not follow meter"
-    assert res.onset_tol[0] == pytest.approx(2 / 480), "half a 4-tick MicroTiming bin"
+    assert res.onset_tol[0] == pytest.approx(2.5 / 480), "half a 4-tick bin + half a tick"
 
 
 def test_onset_tolerance_follows_the_time_signature_at_the_note() -> None:
@@ -177,3 +177,23 @@ def test_every_lost_note_has_a_reason_and_decode_errors_are_named() -> None:
     broken = measure_detail(e, s, np.array([10**6], dtype=np.int32))
     assert broken.fidelity.error and broken.fidelity.error.startswith("decode failed")
     assert broken.fidelity.lost == {"decode_error": broken.fidelity.notes}
+
+
+def test_pertok_keeps_microtiming_when_meters_have_two_denominators() -> None:
+    """MidiTok's preprocessing snapped onsets to 4 per beat as soon as a piece had 4/4 and 6/8;
+    PerTokTokenizer keeps them (a real Schumann quartet movement lost 763 notes this way)."""
+    from musicdata.encodings.pertok import PerTok
+
+    class MidiTokPerTok(PerTok):
+        def _tokenizer_class(self):
+            import miditok
+
+            return miditok.PerTok
+
+    s = symusic.Score.from_midi(humanize((FIXTURES / "chorale_4_4.mid").read_bytes(), seed=2))
+    s.time_signatures.append(symusic.TimeSignature(8 * s.ticks_per_quarter, 6, 8))
+    fixed = measure(enc("pertok"), s, enc("pertok").encode(s))
+    assert fixed.ratio >= 0.99 and fixed.onset_err_ms_mean < 1.5, fixed
+    old = MidiTokPerTok()
+    f_old = measure(old, s, old.encode(s))
+    assert f_old.lost.get("onset", 0) > 0.5 * f_old.notes, f_old

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import symusic
-import torch
 from typer.testing import CliRunner
 
 from models import api
@@ -43,9 +42,7 @@ FIGURES = {
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, str, str]:
     """The fixture MIDI ingested and tokenized as pertok; a debug Composer and Performer trained
-    for a few steps through the train stage (one torch thread: faster on a shared 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    for a few steps through the train stage (tests/conftest.py keeps torch to one thread)."""
     root = tmp_path_factory.mktemp("variations") / "home"
     root.mkdir()
     cfg = Config(
@@ -59,8 +56,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, str, s
     comp = train(ws, api, model="cadenza", encoding="pertok", preset="debug", steps=6)
     perf = train(ws, api, model="cadenza-performer", encoding="pertok", preset="debug", steps=6)
     assert comp.checkpoints >= 1 and perf.checkpoints >= 1, "debug training wrote no checkpoint"
-    yield ws, comp.train_run_id, perf.train_run_id
-    torch.set_num_threads(threads)
+    return ws, comp.train_run_id, perf.train_run_id
 
 
 def _rows(ws: Workspace, sql: str) -> list[dict]:
