@@ -8,8 +8,9 @@ ingest candidate whose path names the dataset, revision, config, split and row i
     hf://<ORG/NAME or /abs/folder>@<revision>/<config>/<split>#<row>
 
 From there the ingest stage treats them like files: isolated parse, validation, quarantine,
-dedup, split, lineage (file:<sha256> -> piece, with that path in `sources`). Hook: pass
-`discover_any` as the ingest stage's `Steps.discover` (see `ingest_hub`).
+dedup, split, lineage (file:<sha256> -> piece, with that path in `sources`). `discover_any` is
+the ingest stage's default `Steps.discover`, so `ingest_paths` and `musicdata ingest` take Hub
+sources too.
 """
 
 from __future__ import annotations
@@ -204,18 +205,3 @@ def discover_any(ws: Workspace, inputs: list[Any]) -> Discovery:
         found.candidates = sorted(found.candidates + extra.candidates, key=lambda c: c.path)
         found.rejected += extra.rejected
     return found
-
-
-def ingest_hub(
-    ws: Workspace, sources: list[str | Path], *, run_id: str, transcribe: bool | None = None
-) -> Any:
-    """Ingest Hub datasets (and any plain paths among `sources`) through the ingest stage."""
-    from musicdata.stages.ingest import Steps, ingest_paths
-
-    return ingest_paths(
-        ws,
-        sources,  # type: ignore[arg-type]  # hf:// specs are not paths; discover_any reads them
-        run_id=run_id,
-        steps=Steps(discover=discover_any),
-        transcribe=transcribe,
-    )

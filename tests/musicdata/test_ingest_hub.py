@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import BROKEN, FIXTURES, REAL
 
-from musicdata.ingest.hub import ingest_hub, is_hub_source, media_column, parse_source
+from musicdata.ingest.hub import is_hub_source, media_column, parse_source
+from musicdata.stages.ingest import ingest_paths
 from musicdata.workspace import Workspace
 
 NAMES = [*REAL, *BROKEN]
@@ -28,7 +29,7 @@ def test_save_to_disk_folder_ingests_like_files(ws: Workspace, tmp_path: Path) -
     folder = tmp_path / "saved"
     datasets.Dataset.from_dict(_rows()).save_to_disk(str(folder))
     assert is_hub_source(folder) and not is_hub_source(FIXTURES)
-    s = ingest_hub(ws, [folder], run_id="hub-1", transcribe=False)
+    s = ingest_paths(ws, [folder], run_id="hub-1", transcribe=False)
     assert (s.ok, s.quarantined) == (len(REAL), len(BROKEN))
     assert dict(s.reasons) == {r: list(BROKEN.values()).count(r) for r in set(BROKEN.values())}
     rows = ws.catalog.query("SELECT path, status FROM sources ORDER BY path").to_pylist()
@@ -39,7 +40,7 @@ def test_save_to_disk_folder_ingests_like_files(ws: Workspace, tmp_path: Path) -
     assert {r["path"] for r in rows if r["status"] == "quarantined"} == bad
     q = ws.catalog.query("SELECT path, reason FROM quarantine").to_pylist()
     assert {r["path"] for r in q} == bad
-    again = ingest_hub(ws, [folder], run_id="hub-2", transcribe=False)
+    again = ingest_paths(ws, [folder], run_id="hub-2", transcribe=False)
     assert (again.ok, again.quarantined, again.skipped) == (0, 0, len(NAMES))
 
 
@@ -54,7 +55,7 @@ def test_hub_layout_folder_with_config(ws: Workspace, tmp_path: Path) -> None:
     )
     src = parse_source(f"{folder}:songs")
     assert (src.config, src.folder) == ("songs", folder.resolve())
-    s = ingest_hub(ws, [f"{folder}:songs"], run_id="hub-1", transcribe=False)
+    s = ingest_paths(ws, [f"{folder}:songs"], run_id="hub-1", transcribe=False)
     assert (s.ok, s.quarantined) == (len(REAL), 0)
     paths = ws.catalog.query("SELECT path FROM sources").column("path").to_pylist()
     assert all(p.startswith(f"hf://{folder.resolve()}@{src.revision}/songs/train#") for p in paths)
