@@ -168,7 +168,24 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.scaling:
-        bench_scaling(args)
+        rows = bench_scaling(args)
+        from results import save
+
+        pairs = [(rows[i], rows[i + 1]) for i in range(0, len(rows), 2)]
+        save(
+            f"perceivers_scaling_{args.device.split(':')[0]}",
+            [
+                {
+                    "what": f"PerceiverS vs a full causal transformer, training step at "
+                    f"context {p['context']} (dim {args.dim}, {args.layers} layers, "
+                    f"{args.queries} queries)",
+                    "figure": f"**{p['vs_full_step']:.3f}x** ({p['step_s']:.2f} s vs "
+                    f"{f['step_s']:.2f} s)",
+                    "target": "<= 0.25x at 16k" if p["context"] >= 16384 else "—",
+                }
+                for p, f in pairs
+            ],
+        )
         return
     preset = dict(MODELS["perceivers"].presets[args.preset])
     if args.context:

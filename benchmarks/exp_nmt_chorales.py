@@ -152,7 +152,7 @@ def prepare(ws: Workspace, midi: list[Path], tag: str) -> dict[str, Any]:
     }
 
 
-def test_notes(ws: Workspace, encoding: str, config_hash: str) -> dict[str, int]:
+def split_counts(ws: Workspace, encoding: str, config_hash: str) -> dict[str, int]:
     """Pieces, tokens and notes (from core.pieces) of the test split of one encoding's shards."""
     (row,) = ws.catalog.query(
         "SELECT count(*) AS pieces, sum(length)::BIGINT AS tokens, sum(n_notes)::BIGINT AS notes "
@@ -191,7 +191,7 @@ def run_one(
         "WHERE train_run_id = ?",
         [s.train_run_id],
     ).to_pylist()
-    counts = test_notes(ws, run.encoding, meta["encoding_config_hash"])
+    counts = split_counts(ws, run.encoding, meta["encoding_config_hash"])
     (speed,) = ws.catalog.query(
         "SELECT median(value) AS tps FROM train_metrics WHERE train_run_id = ? "
         "AND split = 'train' AND name = 'tokens_per_s'",

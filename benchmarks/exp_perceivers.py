@@ -323,11 +323,13 @@ def verdict(results: list[dict[str, Any]], first_k: list[int]) -> list[str]:
     if not {"perceiver-ar", "effseg", "effseg+ms"} <= set(by):
         return []
     b, e, m = by["perceiver-ar"], by["effseg"], by["effseg+ms"]
-    k = str(first_k[-1])
     out = [
         f"first {k} tokens: baseline {b['first_nll'][k]:.3f} vs effseg {e['first_nll'][k]:.3f} "
         f"nats -> Effective Segmentation learns beginnings better: "
-        f"{e['first_nll'][k] < b['first_nll'][k]}",
+        f"{e['first_nll'][k] < b['first_nll'][k]}"
+        for k in map(str, first_k)
+    ]
+    out += [
         f"mean OA: baseline {b['oa_mean']:.3f}, effseg {e['oa_mean']:.3f}, effseg+ms "
         f"{m['oa_mean']:.3f} ({(m['oa_mean'] / b['oa_mean'] - 1) * 100:+.1f}% vs baseline; "
         f"paper ~+40%) -> OA up with both fixes: {m['oa_mean'] > b['oa_mean']}",
@@ -429,6 +431,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "verdict": verdict(results, first_k),
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
+    atomic_write(out_dir / "result.json", lambda tmp: tmp.write_text(json.dumps(out, indent=2)))
     if not args.no_save:
         save_rows(out, first_k)
     if args.json:

@@ -69,6 +69,7 @@ class Encoding(ABC):
     defaults: ClassVar[Mapping[str, Any]]
     lossless: ClassVar[bool] = True  # lossless in principle (up to its time resolution)
     time_unit: ClassVar[str] = "quarters"  # fidelity compares onsets/durations in this unit
+    note_offs: ClassVar[bool] = False  # durations come from pairing note-off events
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         unknown = set(overrides or {}) - set(self.defaults)

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 EPS = 1e-4  # in time units: symusic stores seconds as float32 (~4e-6 s at 60 s)
-# Why a source note was not recovered, checked in this order (the first that applies).
+# Why a source note was not recovered. pitch_range and too_long first; a note found at its onset
+# is "duration" (or overlap/restruck when the encoding pairs note-offs); a note not found is the
+# first of unison, overlap, restruck, onset, missing that applies.
 REASONS = (
     "decode_error",  # decoding raised: every note is lost
     "pitch_range",  # pitch outside the encoding's range
@@ -29,7 +31,8 @@ REASONS = (
     "unison",  # another note of the same pitch starts at the same time (merged by most encodings)
     "overlap",  # starts while an earlier note of the same pitch still sounds
     "restruck",  # its pitch is struck again before its note-off
-    "duration",  # found at its onset, duration off by more than half a grid step
+    "duration",  # found at its onset, duration off by more than its tolerance (the grid's doing,
+    # unless the encoding pairs note-offs: then an overlap or re-strike is named instead)
     "onset",  # a note of that pitch is nearby, but not within half a grid step
     "missing",  # nothing of that pitch within 4 quarters / 2 s
 )
@@ -132,9 +135,12 @@ def compare(
     to_ms: Any,
     pitch_ok: np.ndarray,
     unit: str = "quarters",
+    note_offs: bool = False,
 ) -> Comparison:
     """Match decoded notes to reference notes (both [N, 3]) per pitch; see the module docstring.
-    `to_ms` maps onsets in `unit` to milliseconds; `pitch_ok` marks notes in the pitch range."""
+    `to_ms` maps onsets in `unit` to milliseconds; `pitch_ok` marks notes in the pitch range;
+    `note_offs`: the encoding writes note-off events (durations come from pairing them), so a
+    same-pitch overlap explains a wrong duration; otherwise a wrong duration is the grid's."""
     n = len(ref)
     reasons = np.full(n, "", dtype=object)
     matched_dur = np.zeros(n, dtype=bool)
@@ -179,13 +185,17 @@ def compare(
         err = np.zeros(0)
     unison, overlap, restruck = _same_pitch_conflicts(ref, res.onset_tol)
     lost = ~matched_dur
+    at_onset = onset_pair >= 0  # found at its onset: only its duration is off
+    pairing = at_onset if note_offs else np.zeros(n, dtype=bool)
     for name, mask in (
         ("pitch_range", ~pitch_ok),
         ("too_long", ref[:, 2] > res.max_dur + res.dur_tol + EPS if n else np.zeros(0, bool)),
+        ("overlap", overlap & pairing),
+        ("restruck", restruck & pairing),
+        ("duration", at_onset),
         ("unison", unison),
         ("overlap", overlap),
         ("restruck", restruck),
-        ("duration", onset_pair >= 0),
         ("onset", near),
         ("missing", np.ones(n, dtype=bool)),
     ):
@@ -255,7 +265,7 @@ def measure_detail(encoding: Any, score: Any, tokens: np.ndarray) -> Comparison:
         to_ms = lambda s: np.asarray(s) * 1000.0  # noqa: E731 - a one-line unit map
     else:
         to_ms = lambda q: seconds_at(score, np.asarray(q)) * 1000.0  # noqa: E731
-    return compare(ref, dec, res, to_ms, pitch_ok, unit)
+    return compare(ref, dec, res, to_ms, pitch_ok, unit, encoding.note_offs)
 
 
 def measure(encoding: Any, score: Any, tokens: np.ndarray) -> Fidelity:

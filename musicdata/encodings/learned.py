@@ -48,6 +48,7 @@ class LearnedEncoding(MidiTokEncoding):
         cls.defaults = cls.learned_defaults()
         cls.tokenizer_class = cls.base.tokenizer_class
         cls.note_token_prefixes = cls.base.note_token_prefixes
+        cls.note_offs = cls.base.note_offs
         cls.paper = f"{cls.base.paper}; {cls.model} as in Fradet et al. 2023 (arXiv 2301.11975)"
 
     @cached_property

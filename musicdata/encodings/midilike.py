@@ -34,6 +34,7 @@ class MidiLike(MidiTokEncoding):
     paper = "Oore et al. 2018 (arXiv 1808.03715) via MidiTok; tracks laid out as in MMM"
     tokenizer_class = "MIDILike"
     note_token_prefixes = ("NoteOn_", "DrumOn_")
+    note_offs = True
     defaults: ClassVar[dict[str, Any]] = {
         **MULTITRACK,
         **BEAT_GRID,

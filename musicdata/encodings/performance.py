@@ -33,6 +33,7 @@ class Performance(Encoding):
     version = 1
     paper = "Oore et al. 2018; Huang et al. 2018 (Music Transformer); PerceiverS (arXiv 2411.08307)"
     time_unit = "seconds"
+    note_offs = True
     lossless = False  # tracks merge into one stream: unisons and same-pitch overlaps collapse
     defaults: ClassVar[dict[str, Any]] = {
         "steps_per_second": 100,  # 10 ms time shifts

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BROKEN, REAL
 from typer.testing import CliRunner
 
 from musicdata.cli import app
+from tests.conftest import BROKEN, REAL
 
 runner = CliRunner()
 

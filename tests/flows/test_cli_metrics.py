@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import symusic
-from conftest import FIXTURES, REAL
 from typer.testing import CliRunner
 
 from musicdata.catalog import Catalog
 from musicdata.catalog.evaluation import PLOT_KEYS, STATISTICS, plot_details
 from musicdata.cli import app
 from musicdata.metrics.features import FEATURES
+from tests.conftest import FIXTURES, REAL
 
 runner = CliRunner()
 

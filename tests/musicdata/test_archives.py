@@ -7,13 +7,13 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from conftest import FIXTURES, make_workspace
 from hypothesis import given
 from hypothesis import strategies as st
 
 from musicdata.ingest.discover import _unsafe_name
 from musicdata.stages.ingest import ingest_paths
 from musicdata.workspace import Workspace
+from tests.conftest import FIXTURES, make_workspace
 
 GOOD = (FIXTURES / "folk_6_8.mid").read_bytes()
 

@@ -10,7 +10,6 @@ import duckdb
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import FIXTURES, make_workspace
 
 from musicdata.audio.decode import AudioJob, _open_error, inspect_audio, load_mono
 from musicdata.stages.ingest import ingest_paths
@@ -18,6 +17,7 @@ from musicdata.testing.audio import render_midi, write_hostile_files
 from musicdata.workspace import Workspace
 from schemas.catalog import latest_version
 from schemas.config import Config
+from tests.conftest import FIXTURES, make_workspace
 
 
 @pytest.fixture

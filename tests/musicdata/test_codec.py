@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from conftest import FIXTURES
 
 from musicdata.audio.codec import (
     CodecUnavailable,
@@ -27,6 +26,7 @@ from musicdata.store import read_shard_metadata
 from musicdata.testing.audio import render_midi
 from musicdata.workspace import Workspace
 from schemas.config import CodecConfig
+from tests.conftest import FIXTURES
 
 # Hub ids that exist nowhere, so no test depends on what this machine's hub cache holds.
 NO_WEIGHTS = CodecConfig(model_32k="nobody/no-such-encodec-32k", model_24k="nobody/no-such-24k")
@@ -120,8 +120,7 @@ def test_codec_shards_in_the_catalog(ws: Workspace, tmp_path: Path) -> None:
     assert stats == [{"encoding": "encodec-32k", "pieces": 2, "tokens": out.tokens, "v": 2048}]
     # the in-place shard views cover codec shards, and agree with the catalog's token counts
     lengths = ws.catalog.query(
-        "SELECT sum(tokens) AS tokens FROM token_length_stats "
-        "WHERE encoding = 'encodec-32k'"
+        "SELECT sum(tokens) AS tokens FROM token_length_stats WHERE encoding = 'encodec-32k'"
     ).to_pylist()
     assert lengths == [{"tokens": out.tokens}]
     enc = ws.catalog.query("SELECT kind, config_json FROM encodings").to_pylist()[0]

@@ -8,13 +8,13 @@ from functools import cache
 import numpy as np
 import pytest
 import symusic
-from conftest import FIXTURES, REAL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from musicdata.encodings import REGISTRY, Encoding, EncodingError, get_encoding
 from musicdata.encodings.fidelity import measure, score_notes
 from musicdata.encodings.worker import TokenizeJob, tokenize_piece
+from tests.conftest import FIXTURES, REAL
 
 ALL = sorted(REGISTRY)
 

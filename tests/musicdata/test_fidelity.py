@@ -9,7 +9,6 @@ from functools import cache
 import numpy as np
 import pytest
 import symusic
-from conftest import FIXTURES
 
 from musicdata.encodings import get_encoding
 from musicdata.encodings.fidelity import (
@@ -23,6 +22,7 @@ from musicdata.encodings.fidelity import (
 from musicdata.encodings.normalize import normalize_notes, note_flags
 from musicdata.encodings.worker import TokenizeJob, tokenize_piece
 from musicdata.testing.corpus import humanize
+from tests.conftest import FIXTURES
 
 
 @cache

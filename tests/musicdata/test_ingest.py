@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import BROKEN, FIXTURES, REAL, make_workspace
 
 from musicdata.catalog import records
 from musicdata.stages.ingest import ingest_paths
 from musicdata.workspace import Workspace
+from tests.conftest import BROKEN, FIXTURES, REAL, make_workspace
 
 
 def _counts(ws: Workspace) -> dict[str, int]:

@@ -9,11 +9,11 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import BROKEN, FIXTURES, REAL
 
 from musicdata.ingest.hub import is_hub_source, media_column, parse_source
 from musicdata.stages.ingest import ingest_paths
 from musicdata.workspace import Workspace
+from tests.conftest import BROKEN, FIXTURES, REAL
 
 NAMES = [*REAL, *BROKEN]
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import make_workspace
 from typer.testing import CliRunner
 
 from musicdata.catalog import records
@@ -18,6 +17,7 @@ from musicdata.cli import app
 from musicdata.testing.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
 from musicdata.workspace import Workspace
 from schemas.catalog import latest_version
+from tests.conftest import make_workspace
 
 runner = CliRunner()
 N = 12  # pieces: 10 train, 1 validation, 1 test

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import symusic
-from conftest import FIXTURES, REAL
 
 from musicdata.metrics.features import (
     FEATURES,
@@ -18,6 +17,7 @@ from musicdata.metrics.features import (
     notes_from_score,
 )
 from musicdata.testing.loops import piece_features_loop
+from tests.conftest import FIXTURES, REAL
 
 TPQ = 480
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import symusic
-from conftest import FIXTURES
 
 from musicdata.metrics.transcription import midi_to_hz, note_arrays, note_scores, score_midi_pair
+from tests.conftest import FIXTURES
 
 REF_IV = np.array([[0.0, 0.5], [0.5, 1.0], [1.0, 2.0], [2.0, 2.5]])
 REF_P = np.array([60, 64, 67, 72])

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_workspace
 from typer.testing import CliRunner
 
 from musicdata.catalog import records
@@ -19,6 +18,7 @@ from musicdata.report import build_report
 from musicdata.report.artifacts import section_markdown
 from musicdata.testing.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
 from musicdata.workspace import Workspace
+from tests.conftest import make_workspace
 
 SECTIONS = ["corpus", "lengths", "compression", "vocabulary", "quarantine", "audio", "training"]
 

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from conftest import FIXTURES
 from typer.testing import CliRunner
 
 from musicdata.catalog.verify import ShardsDisagree, verify
@@ -33,6 +32,7 @@ from musicdata.stages.kit import environment_failure
 from musicdata.stages.tokenize import Steps, tokenize_batch, tokenize_encoding
 from musicdata.store import writer as store_writer
 from musicdata.workspace import Workspace
+from tests.conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = ["chorale_4_4.mid", "folk_6_8.mid", "waltz_3_4.mid", "cut_time_2_2.mid"]

@@ -13,7 +13,6 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_workspace
 from typer.testing import CliRunner
 
 from musicdata.catalog.shard_views import refresh_shard_views, shard_views_root
@@ -22,6 +21,7 @@ from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encoding
 from musicdata.testing.synthetic import SyntheticEncoding, write_synthetic_corpus
 from musicdata.workspace import Workspace
+from tests.conftest import make_workspace
 
 NB = SyntheticEncoding("nb-pf", (12, 40, 30, 20), ("metric", "pitch", "duration", "velocity"))
 FLAT = SyntheticEncoding("remi", (300,), unused=7)

@@ -9,7 +9,6 @@ import mido
 import pyarrow.parquet as pq
 import pytest
 import symusic
-from conftest import REAL, make_workspace
 
 from musicdata.encodings import get_encoding
 from musicdata.stages.ingest import ingest_paths
@@ -17,6 +16,7 @@ from musicdata.stages.tokenize import tokenize_encoding
 from musicdata.store import read_shard_metadata, shard_relpath
 from musicdata.workspace import Workspace
 from schemas.shards import FLAT_TOKENS
+from tests.conftest import REAL, make_workspace
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import symusic
-from conftest import REAL
 
 from musicdata.encodings import REGISTRY, get_encoding
 from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encodings
 from musicdata.store import read_shard_metadata
 from musicdata.workspace import Workspace
+from tests.conftest import REAL
 
 ALL = sorted(REGISTRY)
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import symusic
-from conftest import FIXTURES
 
 from musicdata.audio.transcribe import params_hash, transcription_params
 from musicdata.metrics.transcription import score_midi_pair
@@ -19,6 +18,7 @@ from musicdata.stages.transcribe import transcribe_pending
 from musicdata.testing.audio import render_midi
 from musicdata.workspace import Workspace
 from schemas.config import TranscribeConfig
+from tests.conftest import FIXTURES
 
 
 def test_ingest_then_transcribe_catch_up(ws: Workspace, tmp_path: Path) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, make_workspace
 
 from musicdata.encodings.worker import TokenizeJob, tokenize_piece
 from musicdata.isolate import IsolatedPool
 from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import Steps, tokenize_encodings
 from musicdata.workspace import Workspace
+from tests.conftest import FIXTURES, make_workspace
 
 ENCODINGS = ["remi", "cp"]
 
