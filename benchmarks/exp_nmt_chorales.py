@@ -166,10 +166,15 @@ def run_one(
     ws: Workspace, run: Run, preset: str, steps: int | None, device: str | None, seed: int
 ) -> dict[str, Any]:
     """Train one (encoding, model) pair, evaluate it on the test split, derive NLL per note."""
+    import torch
+
     from models import api
     from musicdata.stages.evaluate import evaluate
     from musicdata.stages.train import train
 
+    # models.api.train builds (initialises) the model before fit() seeds torch, from a per-process
+    # random torch seed: seed here so the weights depend on --seed alone, not on earlier runs
+    torch.manual_seed(seed)
     t0 = time.perf_counter()
     s = train(
         ws,

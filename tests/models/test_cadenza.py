@@ -251,7 +251,7 @@ def trained(manifest, pieces):
     batch = windows(pieces, 65)
     composer.eval()
     acc0 = reconstruction_accuracy(composer, [batch])
-    c_losses, p_losses = fit(composer, batch, 50), fit(performer, batch, 40)
+    c_losses, p_losses = fit(composer, batch, 80), fit(performer, batch, 40)
     return {
         "composer": composer,
         "performer": performer,
@@ -264,10 +264,12 @@ def trained(manifest, pieces):
 
 def test_composer_overfits_tiny_batch(trained) -> None:
     composer, batch, losses = trained["composer"], trained["batch"], trained["c_losses"]
-    assert int(composer.step) == 50 and composer.last_beta == composer.cfg.beta_max
-    assert losses[-1] < 0.5 * losses[0], f"loss {losses[0]:.2f} -> {losses[-1]:.2f}"
+    assert int(composer.step) == 80 and composer.last_beta == composer.cfg.beta_max
+    # the total loss carries the free-bits KL floor at full beta by step 80, so it falls less than
+    # the reconstruction NLL (which must halve, below)
+    assert losses[-1] < 0.6 * losses[0], f"loss {losses[0]:.2f} -> {losses[-1]:.2f}"
     _, stats = composer.loss(batch)
-    assert int(composer.step) == 50, "eval-mode loss must not advance the KL schedule"
+    assert int(composer.step) == 80, "eval-mode loss must not advance the KL schedule"
     n_comp = int(composer.composition(batch["tokens"], batch["mask"])[1].sum())
     assert stats.counts.tolist() == [n_comp] and stats.mean_nll < 0.5 * losses[0]
     assert composer.last_kl_per_dim.shape == (8,)
