@@ -76,7 +76,7 @@ def main() -> None:
     from musicdata.stages.codec import read_codes, tokenize_codec
     from musicdata.stages.ingest import ingest_paths
     from musicdata.workspace import Workspace
-    from schemas.config import CodecConfig, Config
+    from musicdata.schemas.config import CodecConfig, Config
 
     cfg = CodecConfig(chunk_s=args.chunk_s, batch_size=args.batch_size)
     settings = codec_settings(args.encoding, cfg, allow_untrained=True)

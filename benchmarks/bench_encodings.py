@@ -38,7 +38,7 @@ def raw_loop(name: str, files: list[Path]) -> tuple[float, int]:
 
 def workspace(base: Path, dest: Path, *, workers: int, fidelity: bool):
     from musicdata.workspace import Workspace
-    from schemas.config import Config, TokenizeConfig
+    from musicdata.schemas.config import Config, TokenizeConfig
 
     if dest.exists():
         shutil.rmtree(dest)

@@ -34,10 +34,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.builders import build_config
-from models.flat import FlatDecoder
-from models.nmt import NestedMusicTransformer
-from schemas.manifest import ShardManifest
+from musicdata.models.builders import build_config
+from musicdata.models.flat import FlatDecoder
+from musicdata.models.nmt import NestedMusicTransformer
+from musicdata.schemas.manifest import ShardManifest
 
 PAPER_S_PER_IT = {
     "nb-pf+nmt": 0.217,

@@ -26,9 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.builders import MODELS
-from models.flat import FlatConfig, FlatDecoder
-from models.perceivers import PerceiverS, PerceiverSConfig
+from musicdata.models.builders import MODELS
+from musicdata.models.flat import FlatConfig, FlatDecoder
+from musicdata.models.perceivers import PerceiverS, PerceiverSConfig
 
 V = 390  # the performance vocabulary
 

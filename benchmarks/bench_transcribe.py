@@ -98,7 +98,7 @@ def pipeline(
     from musicdata.stages.ingest import ingest_paths
     from musicdata.stages.transcribe import transcribe_pending
     from musicdata.workspace import Workspace
-    from schemas.config import Config, TranscribeConfig
+    from musicdata.schemas.config import Config, TranscribeConfig
 
     tcfg = TranscribeConfig(workers=workers, threads_per_worker=threads)
     ws = Workspace(home, Config(transcribe=tcfg))

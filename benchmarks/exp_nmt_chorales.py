@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicdata.fsutil import atomic_write
 from musicdata.workspace import Workspace
-from schemas.config import SplitConfig
+from musicdata.schemas.config import SplitConfig
 
 CACHE = Path("~/.cache/musicdata/chorales").expanduser()
 DEFAULT_HOME = Path(tempfile.gettempdir()) / "musicdata-chorales"  # /tmp/musicdata-chorales
@@ -168,11 +168,11 @@ def run_one(
     """Train one (encoding, model) pair, evaluate it on the test split, derive NLL per note."""
     import torch
 
-    from models import api
+    from musicdata.models import api
     from musicdata.stages.evaluate import evaluate
     from musicdata.stages.train import train
 
-    # models.api.train builds (initialises) the model before fit() seeds torch, from a per-process
+    # musicdata.models.api.train builds (initialises) the model before fit() seeds torch, from a per-process
     # random torch seed: seed here so the weights depend on --seed alone, not on earlier runs
     torch.manual_seed(seed)
     t0 = time.perf_counter()

@@ -170,7 +170,7 @@ def first_token_nll(net: Any, pieces: list[np.ndarray], k: int) -> float:
     from the piece's own beginning (a window that starts at the piece's first token)."""
     import torch
 
-    from models.evaluate import nll_on_batches
+    from musicdata.models.evaluate import nll_on_batches
 
     rows = [p[: k + 1] for p in pieces if len(p) > k]
     assert rows, f"no test piece has more than {k} tokens"
@@ -251,9 +251,9 @@ def run_variant(
     """Train, evaluate, score the first tokens, sample and measure one variant."""
     import torch
 
-    from models import api
-    from models.evaluate import generate_samples
-    from models.train.checkpoint import load_model
+    from musicdata.models import api
+    from musicdata.models.evaluate import generate_samples
+    from musicdata.models.train.checkpoint import load_model
     from musicdata.stages.evaluate import evaluate
     from musicdata.stages.metrics import evaluate_folders
     from musicdata.stages.train import train
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     from exp_nmt_chorales import open_workspace
 
-    from models.data import SplitReader
+    from musicdata.models.data import SplitReader
     from musicdata.encodings import get_encoding
     from musicdata.store.manifest import build_manifest
 

@@ -48,7 +48,7 @@ def ingest_flow(
 ) -> dict[str, Any]:
     """Ingest MIDI and audio files, folders and zip/tar archives into the workspace catalog;
     recordings are transcribed to MIDI pieces unless `transcribe` is False ([transcribe])."""
-    from flows.audio import parse_audio_task, record_audio_task, transcribe_step
+    from musicdata.flows.audio import parse_audio_task, record_audio_task, transcribe_step
 
     ws = Workspace.open(home, Path(config) if config else None)
     steps = ingest_lib.Steps(

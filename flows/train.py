@@ -12,8 +12,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.ingest_tokenize import _artifact, _run_id, ingest_flow, tokenize_flow
-from models import api
+from musicdata.flows.ingest_tokenize import _artifact, _run_id, ingest_flow, tokenize_flow
+from musicdata.models import api
 from musicdata.stages import evaluate as evaluate_stage
 from musicdata.stages import train as train_stage
 from musicdata.workspace import Workspace

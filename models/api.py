@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from schemas.manifest import ShardManifest
-from schemas.training import TrainRecord
+from musicdata.schemas.manifest import ShardManifest
+from musicdata.schemas.training import TrainRecord
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "debug": {
@@ -75,7 +75,7 @@ class Plan:
 
 def accepts(model: str) -> tuple[str, ...]:
     """Shard kinds or encoding names the model family accepts."""
-    from models.builders import MODELS
+    from musicdata.models.builders import MODELS
 
     if model not in MODELS:
         msg = f"unknown model {model!r}; registered: {', '.join(sorted(MODELS))}"
@@ -84,15 +84,15 @@ def accepts(model: str) -> tuple[str, ...]:
 
 
 def model_names() -> list[str]:
-    from models.builders import MODELS
+    from musicdata.models.builders import MODELS
 
     return sorted(MODELS)
 
 
 def train_config(model: str, preset: str, **overrides: Any) -> Any:
     """TrainConfig of a preset: the shared table, the family's own `train_presets`, overrides."""
-    from models.builders import MODELS
-    from models.train.config import TrainConfig
+    from musicdata.models.builders import MODELS
+    from musicdata.models.train.config import TrainConfig
 
     if preset not in TRAIN_PRESETS:
         msg = f"unknown preset {preset!r}; presets: {', '.join(TRAIN_PRESETS)}"
@@ -114,12 +114,15 @@ def train(
     **train_overrides: Any,
 ) -> tuple[Plan, Iterator[TrainRecord]]:
     """Build the model for the manifest at `preset` and start training: (plan, records)."""
-    from models.builders import MODELS, build
-    from models.train.loop import fit, resolve_device
+    import torch
+
+    from musicdata.models.builders import MODELS, build
+    from musicdata.models.train.loop import fit, resolve_device
 
     spec = MODELS[model]
-    net = build(model, preset, manifest, **(model_overrides or {}))
     cfg = train_config(model, preset, **train_overrides)
+    torch.manual_seed(cfg.seed)  # the initial weights are part of the run: same seed, same start
+    net = build(model, preset, manifest, **(model_overrides or {}))
     plan = Plan(
         model=model,
         preset=preset,
@@ -153,9 +156,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """NLL of a checkpoint on a split: mean_nll, bits_per_token, perplexity, tokens,
     sub_token_nll {name: nats}, sub_token_perplexity."""
-    from models.builders import MODELS
-    from models.evaluate import evaluate_nll
-    from models.train.checkpoint import load_model
+    from musicdata.models.builders import MODELS
+    from musicdata.models.evaluate import evaluate_nll
+    from musicdata.models.train.checkpoint import load_model
 
     net = load_model(checkpoint)
     name = _checkpoint_model(checkpoint)
@@ -175,8 +178,8 @@ def generate(
     seed: int = 0,
 ) -> list[np.ndarray]:
     """n unconditional samples from a checkpoint, as token arrays [T] or [T, F]."""
-    from models.evaluate import generate_samples
-    from models.train.checkpoint import load_model
+    from musicdata.models.evaluate import generate_samples
+    from musicdata.models.train.checkpoint import load_model
 
     net = load_model(checkpoint)
     samples = generate_samples(
@@ -186,7 +189,7 @@ def generate(
 
 
 def _checkpoint_model(checkpoint: str | Path) -> str:
-    from models.train.checkpoint import load_checkpoint
+    from musicdata.models.train.checkpoint import load_checkpoint
 
     return str(load_checkpoint(checkpoint).meta["model_name"])
 
@@ -196,8 +199,8 @@ def _checkpoint_model(checkpoint: str | Path) -> str:
 
 def _cadenza_pair(composer_ckpt: str | Path, performer_ckpt: str | Path) -> tuple[Any, Any]:
     """Load a Composer and a Performer checkpoint and check they share one PerTok vocabulary."""
-    from models.cadenza import Composer, Performer
-    from models.train.checkpoint import load_model
+    from musicdata.models.cadenza import Composer, Performer
+    from musicdata.models.train.checkpoint import load_model
 
     composer, performer = load_model(composer_ckpt), load_model(performer_ckpt)
     if not isinstance(composer, Composer) or not isinstance(performer, Performer):
@@ -236,7 +239,7 @@ def variations(
     (spread 0: its mean, 1: a posterior sample), composed, then performed. -> n id arrays."""
     import torch
 
-    from models.cadenza_variations import variations as cadenza_variations
+    from musicdata.models.cadenza_variations import variations as cadenza_variations
 
     composer, performer = _cadenza_pair(composer_ckpt, performer_ckpt)
     ids = torch.as_tensor(np.asarray(tokens).reshape(-1), dtype=torch.long)
@@ -268,7 +271,7 @@ def sample_prior(
     """n unconditional Cadenza ideas (z ~ N(0, I)), composed and performed. -> n id arrays."""
     import torch
 
-    from models.cadenza_variations import sample_prior as cadenza_prior
+    from musicdata.models.cadenza_variations import sample_prior as cadenza_prior
 
     composer, performer = _cadenza_pair(composer_ckpt, performer_ckpt)
     gen = torch.Generator().manual_seed(int(seed))
@@ -301,13 +304,13 @@ def cadenza_evaluate(
     compositions), and, given `generated` id arrays, the same KL for them."""
     import torch
 
-    from models.cadenza_variations import (
+    from musicdata.models.cadenza_variations import (
         active_units,
         kl_per_dim,
         performance_kl,
         reconstruction_accuracy,
     )
-    from models.data import SplitReader, eval_batches, pad_value_of
+    from musicdata.models.data import SplitReader, eval_batches, pad_value_of
 
     composer, performer = _cadenza_pair(composer_ckpt, performer_ckpt)
     reader = SplitReader(manifest, split)

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.flat import FlatConfig, FlatDecoder
-from models.nmt import NestedMusicTransformer, NMTConfig
-from schemas.manifest import ShardManifest
+from musicdata.models.flat import FlatConfig, FlatDecoder
+from musicdata.models.nmt import NestedMusicTransformer, NMTConfig
+from musicdata.schemas.manifest import ShardManifest
 
 __all__ = ["MODELS", "ModelSpec", "build", "build_config", "count_parameters", "register"]
 
@@ -175,7 +175,7 @@ register(
 
 # ---- families registered from their own modules (absent files are skipped) -------------------
 
-for _module in ("models.perceivers", "models.cadenza"):
+for _module in ("musicdata.models.perceivers", "musicdata.models.cadenza"):
     try:
         importlib.import_module(_module)
     except ModuleNotFoundError as _e:

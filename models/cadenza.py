@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from models.builders import ModelSpec, register
-from models.cadenza_performer import Performer, PerformerConfig
-from models.cadenza_tokens import (
+from musicdata.models.builders import ModelSpec, register
+from musicdata.models.cadenza_performer import Performer, PerformerConfig
+from musicdata.models.cadenza_tokens import (
     TokenRoles,
     add_performance,
     align_performance,
@@ -36,10 +36,10 @@ from models.cadenza_tokens import (
     pad_rows,
     strip_performance,
 )
-from models.modules import Block, ModelConfig, RotaryEmbedding, Transformer, init_weights, sample
-from models.modules import compound_cross_entropy as mean_ce
-from models.nll import NLLStats, sub_token_nll
-from schemas.manifest import ShardManifest
+from musicdata.models.modules import Block, ModelConfig, RotaryEmbedding, Transformer, init_weights, sample
+from musicdata.models.modules import compound_cross_entropy as mean_ce
+from musicdata.models.nll import NLLStats, sub_token_nll
+from musicdata.schemas.manifest import ShardManifest
 
 __all__ = ["Composer", "ComposerConfig", "Performer", "PerformerConfig", "kl_beta", "kl_term"]
 
@@ -67,7 +67,7 @@ class ComposerConfig(ModelConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "vocab", tuple(self.vocab))  # JSON gives a list
         assert self.vocab, (
-            "ComposerConfig.vocab is empty: build through models.builders.build('cadenza', ...) "
+            "ComposerConfig.vocab is empty: build through musicdata.models.builders.build('cadenza', ...) "
             "with a PerTok manifest whose extra['vocab'] lists the token strings"
         )
         assert self.vocab_sizes == [len(self.vocab)], (

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from models.cadenza_tokens import (
+from musicdata.models.cadenza_tokens import (
     TokenRoles,
     add_performance,
     align_performance,
@@ -25,9 +25,9 @@ from models.cadenza_tokens import (
     pad_rows,
     strip_performance,
 )
-from models.modules import ModelConfig, Transformer, init_weights, sample
-from models.modules import compound_cross_entropy as mean_ce
-from models.nll import NLLStats, sub_token_nll
+from musicdata.models.modules import ModelConfig, Transformer, init_weights, sample
+from musicdata.models.modules import compound_cross_entropy as mean_ce
+from musicdata.models.nll import NLLStats, sub_token_nll
 
 __all__ = ["Performer", "PerformerConfig"]
 

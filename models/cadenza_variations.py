@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from models.cadenza import Composer
-from models.cadenza_performer import Performer
-from models.cadenza_tokens import TokenRoles, performance_histograms
+from musicdata.models.cadenza import Composer
+from musicdata.models.cadenza_performer import Performer
+from musicdata.models.cadenza_tokens import TokenRoles, performance_histograms
 
 __all__ = [
     "active_units",

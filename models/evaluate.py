@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.data import PAD_SIDE, SplitReader, eval_batches, pad_value_of
-from models.nll import NLLStats
-from schemas.manifest import ShardManifest
+from musicdata.models.data import PAD_SIDE, SplitReader, eval_batches, pad_value_of
+from musicdata.models.nll import NLLStats
+from musicdata.schemas.manifest import ShardManifest
 
 __all__ = ["evaluate_nll", "generate_samples", "model_device", "nll_on_batches", "window_layout"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from models.modules import (
+from musicdata.models.modules import (
     Embedding,
     ModelConfig,
     Transformer,
@@ -20,7 +20,7 @@ from models.modules import (
     init_weights,
     sample,
 )
-from models.nll import NLLStats, sub_token_nll
+from musicdata.models.nll import NLLStats, sub_token_nll
 
 __all__ = ["FlatConfig", "FlatDecoder"]
 

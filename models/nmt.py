@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from models.codebooks_patterns import build_pattern
-from models.modules import (
+from musicdata.models.codebooks_patterns import build_pattern
+from musicdata.models.modules import (
     CompoundEmbedding,
     CompoundHeads,
     CrossBlock,
@@ -44,7 +44,7 @@ from models.modules import (
     init_weights,
     sample,
 )
-from models.nll import NLLStats, sub_token_nll
+from musicdata.models.nll import NLLStats, sub_token_nll
 
 __all__ = ["CrossSubDecoder", "NMTConfig", "NestedMusicTransformer", "ParallelSubDecoder"]
 

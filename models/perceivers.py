@@ -26,7 +26,7 @@ warmup 4000 (Vaswani et al.), peaking at 4.9e-4 at step 4000, close to Perceiver
 (a constant Adam rate of 0.03125 would be ~100x any used for transformers this size).
 `paper_lr` is that schedule; with the trainer's linear warm-up + cosine, the nearest setting
 is lr 4.9e-4, warmup_steps 4000, min_lr 1e-4 (Noam's rate at the shared 100k steps is 9.9e-5).
-Both families' `paper` train preset (ModelSpec `train_presets`, read by models.api.train_config)
+Both families' `paper` train preset (ModelSpec `train_presets`, read by musicdata.models.api.train_config)
 is that, plus what the paper states or implies: plain Adam (weight_decay 0, betas 0.9/0.999),
 no data augmentation ("no key or tempo changes": transpose 0). Batch size and step count are
 not stated; the shared `paper` values (8, 100k) stay.
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.modules import (
+from musicdata.models.modules import (
     Block,
     CrossBlock,
     ModelConfig,
@@ -52,7 +52,7 @@ from models.modules import (
     init_weights,
     sample,
 )
-from models.nll import NLLStats, sub_token_nll
+from musicdata.models.nll import NLLStats, sub_token_nll
 
 __all__ = ["PerceiverS", "PerceiverSConfig", "paper_lr"]
 
@@ -115,7 +115,7 @@ class PartialRotary(nn.Module):
         return torch.cat([self.rope(x[..., :r], pos), x[..., r:]], dim=-1)
 
 
-# ---- attention on cached keys/values, with the weights of models.modules' MultiHeadAttention --
+# ---- attention on cached keys/values, with the weights of musicdata.models.modules' MultiHeadAttention --
 
 
 def _project_kv(
@@ -418,7 +418,7 @@ _TRAIN_PRESETS: dict[str, dict] = {
 
 
 def _register() -> None:
-    from models.builders import ModelSpec, register  # builders imports this module at its end
+    from musicdata.models.builders import ModelSpec, register  # builders imports this module at its end
 
     @dataclass(frozen=True)
     class PerceiverSpec(ModelSpec):

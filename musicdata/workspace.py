@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from musicdata.catalog import Catalog
-from schemas.config import CONFIG_FILE_NAME, Config, load_config
+from musicdata.schemas.config import CONFIG_FILE_NAME, Config, load_config
 
 DEFAULT_HOME = "musicdata-home"
 HOME_ENV = "MUSICDATA_HOME"

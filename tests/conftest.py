@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from musicdata.workspace import Workspace
-from schemas.config import Config, IngestConfig, TokenizeConfig
+from musicdata.schemas.config import Config, IngestConfig, TokenizeConfig
 
 FIXTURES = Path(__file__).parent / "fixtures" / "midi"
 REAL = [

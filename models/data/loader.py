@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.data.collate import PITCH_TOKEN, PitchTransposer, collate
-from models.data.shards import SplitReader
-from models.data.windows import PAD_SIDE, eval_windows, plan_windows, shard_for_rank
-from schemas.manifest import ShardManifest
+from musicdata.models.data.collate import PITCH_TOKEN, PitchTransposer, collate
+from musicdata.models.data.shards import SplitReader
+from musicdata.models.data.windows import PAD_SIDE, eval_windows, plan_windows, shard_for_rank
+from musicdata.schemas.manifest import ShardManifest
 
 __all__ = ["TrainBatches", "eval_batches", "make_transposer", "pad_value_of"]
 

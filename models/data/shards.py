@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.manifest import ShardFile, ShardManifest
+from musicdata.schemas.manifest import ShardFile, ShardManifest
 
 __all__ = ["ShardIntegrityError", "SplitReader", "verify_file"]
 

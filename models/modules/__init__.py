@@ -6,13 +6,13 @@ Embedding) ·
 sampling (sample, filter_logits) · losses (compound_cross_entropy) · config (ModelConfig).
 """
 
-from models.modules.attention import MultiHeadAttention, causal_mask
-from models.modules.config import ModelConfig
-from models.modules.embeddings import CompoundEmbedding, CompoundHeads, Embedding
-from models.modules.losses import compound_cross_entropy
-from models.modules.rope import RotaryEmbedding
-from models.modules.sampling import filter_logits, sample
-from models.modules.transformer import MLP, Block, CrossBlock, Transformer, init_weights
+from musicdata.models.modules.attention import MultiHeadAttention, causal_mask
+from musicdata.models.modules.config import ModelConfig
+from musicdata.models.modules.embeddings import CompoundEmbedding, CompoundHeads, Embedding
+from musicdata.models.modules.losses import compound_cross_entropy
+from musicdata.models.modules.rope import RotaryEmbedding
+from musicdata.models.modules.sampling import filter_logits, sample
+from musicdata.models.modules.transformer import MLP, Block, CrossBlock, Transformer, init_weights
 
 __all__ = [
     "MLP",

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.modules.rope import RotaryEmbedding
+from musicdata.models.modules.rope import RotaryEmbedding
 
 __all__ = ["MultiHeadAttention", "causal_mask"]
 

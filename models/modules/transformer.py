@@ -13,8 +13,8 @@ import math
 import torch
 from torch import nn
 
-from models.modules.attention import MultiHeadAttention
-from models.modules.rope import RotaryEmbedding
+from musicdata.models.modules.attention import MultiHeadAttention
+from musicdata.models.modules.rope import RotaryEmbedding
 
 __all__ = ["MLP", "Block", "CrossBlock", "Transformer", "init_weights"]
 

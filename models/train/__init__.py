@@ -1,14 +1,14 @@
 """The training core: fit(...) yields records; checkpoints are safetensors + JSON, never pickle."""
 
-from models.train.checkpoint import (
+from musicdata.models.train.checkpoint import (
     Checkpoint,
     latest_checkpoint,
     load_checkpoint,
     load_model,
     save_checkpoint,
 )
-from models.train.config import TrainConfig, lr_at
-from models.train.loop import fit, init_distributed, resolve_device
+from musicdata.models.train.config import TrainConfig, lr_at
+from musicdata.models.train.loop import fit, init_distributed, resolve_device
 
 __all__ = [
     "Checkpoint",

@@ -1,7 +1,7 @@
-"""python -m models.train: train a registry model on a manifest, one JSON record per line.
+"""python -m musicdata.models.train: train a registry model on a manifest, one JSON record per line.
 
-    python -m models.train --manifest m.json --model flat --preset debug --out DIR --steps 20
-    torchrun --standalone --nproc_per_node=2 -m models.train --manifest m.json ...   (DDP)
+    python -m musicdata.models.train --manifest m.json --model flat --preset debug --out DIR --steps 20
+    torchrun --standalone --nproc_per_node=2 -m musicdata.models.train --manifest m.json ...   (DDP)
 
 The same entry serves torchrun (every rank runs it; rank 0 prints the records). `--resume auto`
 continues from the newest complete checkpoint in --out when there is one.
@@ -20,10 +20,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from models.train.checkpoint import latest_checkpoint
-from models.train.config import TrainConfig
-from models.train.loop import fit, init_distributed
-from schemas.manifest import ShardManifest
+from musicdata.models.train.checkpoint import latest_checkpoint
+from musicdata.models.train.config import TrainConfig
+from musicdata.models.train.loop import fit, init_distributed
+from musicdata.schemas.manifest import ShardManifest
 
 Builder = Callable[[str, str, ShardManifest, dict[str, Any]], tuple[nn.Module, str, str]]
 
@@ -31,7 +31,7 @@ Builder = Callable[[str, str, ShardManifest, dict[str, Any]], tuple[nn.Module, s
 def _registry_builder(
     name: str, preset: str, manifest: ShardManifest, overrides: dict[str, Any]
 ) -> tuple[nn.Module, str, str]:
-    from models.builders import MODELS, build
+    from musicdata.models.builders import MODELS, build
 
     spec = MODELS[name]
     return build(name, preset, manifest, **overrides), spec.segmentation, spec.pad_side
@@ -45,7 +45,7 @@ def _value(text: str) -> Any:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m musicdata.models.train", description=__doc__.splitlines()[0])
     ap.add_argument("--manifest", required=True, type=Path, help="ShardManifest JSON")
     ap.add_argument("--model", required=True, help="registry name (flat, nmt, ...)")
     ap.add_argument("--preset", default="debug")

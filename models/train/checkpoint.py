@@ -263,7 +263,7 @@ def load_model(
     ckpt = load_checkpoint(path, map_location=device)
     name, cfg = ckpt.meta["model_name"], ckpt.meta["model_config"]
     if builder is None:
-        from models.builders import MODELS
+        from musicdata.models.builders import MODELS
 
         if name not in MODELS:
             msg = f"{ckpt.path}: model {name!r} is not in the registry ({', '.join(MODELS)})"

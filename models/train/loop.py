@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from models.data import (
+from musicdata.models.data import (
     PAD_SIDE,
     STRATEGIES,
     SplitReader,
@@ -36,9 +36,9 @@ from models.data import (
     make_transposer,
     pad_value_of,
 )
-from models.evaluate import nll_on_batches
-from models.nll import NLLStats
-from models.train.checkpoint import (
+from musicdata.models.evaluate import nll_on_batches
+from musicdata.models.nll import NLLStats
+from musicdata.models.train.checkpoint import (
     capture_rng,
     latest_checkpoint,
     load_checkpoint,
@@ -46,9 +46,9 @@ from models.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from models.train.config import TrainConfig, lr_at
-from schemas.manifest import ShardManifest
-from schemas.training import CheckpointRecord, MetricRecord, TrainRecord
+from musicdata.models.train.config import TrainConfig, lr_at
+from musicdata.schemas.manifest import ShardManifest
+from musicdata.schemas.training import CheckpointRecord, MetricRecord, TrainRecord
 
 __all__ = ["fit", "init_distributed", "resolve_device"]
 

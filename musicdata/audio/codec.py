@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from schemas.config import CodecConfig, config_hash
+from musicdata.schemas.config import CodecConfig, config_hash
 
 CODEC_VERSION = 1  # bump when chunking or resampling changes the codes
 UNTRAINED_CODEBOOK_STD = 0.03  # untrained codebooks: random vectors near the encoder's output scale

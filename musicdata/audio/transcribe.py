@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from musicdata.fsutil import atomic_write
-from schemas.config import TranscribeConfig, config_hash
+from musicdata.schemas.config import TranscribeConfig, config_hash
 
 TRANSCRIBE_VERSION = 1  # bump when chunking or note assembly changes the output
 _MODELS: dict[str, Any] = {}  # per worker process: model path -> loaded basic-pitch Model

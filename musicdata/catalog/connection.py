@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from schemas.catalog import Migration, latest_version, migrations, views_sql
+from musicdata.schemas.catalog import Migration, latest_version, migrations, views_sql
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ def transcribe(as_json: JsonOpt = False, no_wait: NoWaitOpt = False) -> None:
     ws = workspace()
     t0 = time.perf_counter()
     with run_guard(ws, "transcribe", no_wait, as_json):  # a busy workspace refuses before Prefect
-        from flows.audio import transcribe_flow
+        from musicdata.flows.audio import transcribe_flow
 
         summary = transcribe_flow(str(ws.root), config_arg(ws))
     summary["seconds"] = round(time.perf_counter() - t0, 2)
@@ -69,7 +69,7 @@ def usable_codecs(
 def run_codec_tokenize(ws: Workspace, names: list[str], allow_untrained: bool) -> list[dict]:
     """`tokenize --encoding encodec-*`: check weights, then run the codec flow."""
     check_codecs(ws, names, allow_untrained)
-    from flows.audio import tokenize_codec_flow
+    from musicdata.flows.audio import tokenize_codec_flow
 
     results: list[dict[str, Any]] = tokenize_codec_flow(
         names, str(ws.root), config_arg(ws), allow_untrained

@@ -73,7 +73,7 @@ def _run_id(stage: str) -> str:
 def run_ingest(ws: Workspace, paths: list[Any], transcribe: bool | None) -> dict[str, Any]:
     """The ingest stage, through its flow when a Prefect server is configured."""
     if tracked():
-        from flows.ingest_tokenize import ingest_flow
+        from musicdata.flows.ingest_tokenize import ingest_flow
 
         return ingest_flow([str(p) for p in paths], str(ws.root), config_arg(ws), transcribe)
     from musicdata.stages.ingest import ingest_paths
@@ -83,7 +83,7 @@ def run_ingest(ws: Workspace, paths: list[Any], transcribe: bool | None) -> dict
 
 def run_tokenize(ws: Workspace, names: list[str]) -> list[dict[str, Any]]:
     if tracked():
-        from flows.ingest_tokenize import tokenize_flow
+        from musicdata.flows.ingest_tokenize import tokenize_flow
 
         return tokenize_flow(names, str(ws.root), config_arg(ws))
     from musicdata.stages.tokenize import tokenize_encodings
@@ -100,7 +100,7 @@ DEMO_MODEL = {"model": "nmt", "encoding": "nb-pf", "preset": "debug", "steps": 6
 
 def demo_train(ws: Workspace, as_json: bool) -> dict[str, Any]:
     """The demo's second half: train NMT on nb-pf, evaluate on the test split, sample 2 pieces."""
-    from models import api
+    from musicdata.models import api
     from musicdata.stages.evaluate import evaluate, generate
     from musicdata.stages.train import train
 

@@ -59,11 +59,11 @@ def train(
     with run_guard(ws, "train", no_wait, as_json):
         try:
             if tracked():
-                from flows.train import train_flow
+                from musicdata.flows.train import train_flow
 
                 s = train_flow(str(ws.root), **kwargs)
             else:
-                from models import api
+                from musicdata.models import api
                 from musicdata.stages.train import train as run_train
 
                 s = run_train(ws, api, **kwargs).to_dict()
@@ -101,7 +101,7 @@ def evaluate(
     ws = workspace()
     with run_guard(ws, "evaluate", no_wait, as_json):
         try:
-            from models import api
+            from musicdata.models import api
             from musicdata.stages.evaluate import evaluate as run_eval
 
             s = run_eval(
@@ -143,7 +143,7 @@ def generate(
     ws = workspace()
     with run_guard(ws, "generate", no_wait, as_json):
         try:
-            from models import api
+            from musicdata.models import api
             from musicdata.stages.evaluate import generate as run_gen
 
             s = run_gen(

@@ -64,7 +64,7 @@ def variations(
     )
     with run_guard(ws, "variations", no_wait, as_json):
         try:
-            from models import api
+            from musicdata.models import api
             from musicdata.stages import variations as stage
 
             if input_midi is None:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from musicdata.encodings.fidelity import EPS, Resolution, grid_tolerance
-from schemas.config import config_hash
+from musicdata.schemas.config import config_hash
 
 # Real corpora have cut time, 3/2 chorales, 6/8 jigs and 7/8 dances; MidiTok's default range has
 # no x/2 meters (PerTok then raised KeyError 'TimeSig_2/2' on a real piece). Shared by all

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from musicdata.encodings.base import MidiTokEncoding
 from musicdata.encodings.midilike import MidiLike
 from musicdata.encodings.remi import Remi
-from schemas.config import config_hash
+from musicdata.schemas.config import config_hash
 
 # Not hashed: where the trained file lives and its digest (both follow from the hashed params).
 _UNHASHED = ("tokenizer_file", "tokenizer_sha256")

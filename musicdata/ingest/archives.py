@@ -36,7 +36,7 @@ from musicdata.ingest.discover import (
 )
 from musicdata.isolate import Failure, IsolatedPool
 from musicdata.workspace import Workspace
-from schemas.config import ArchiveConfig, Config
+from musicdata.schemas.config import ArchiveConfig, Config
 
 _MB = 1024 * 1024
 # tarfile reads a pax or GNU long-name header into memory whole; real ones are a few hundred bytes

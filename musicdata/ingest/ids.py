@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.config import config_hash
+from musicdata.schemas.config import config_hash
 
 STAGE = "ingest"
 INGEST_VERSION = 1  # bump when parsing or validation changes what a file's outcome is

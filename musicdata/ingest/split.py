@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from schemas.config import SplitConfig
+from musicdata.schemas.config import SplitConfig
 
 SPLITS = ("train", "validation", "test")
 

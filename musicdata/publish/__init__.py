@@ -8,6 +8,7 @@ shard -> publish). The HF token never reaches a log, file or catalog row.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +74,10 @@ def stage(
         t = now()
         with ws.catalog.write() as con:
             pending = pubsql.pending_publish(con, digest, str(out))
-        publish_id = pending or f"pub-{t:%Y%m%dT%H%M%S}-{digest[:12]}"
+        # the staging folder is part of the id: two stagings of the same files within one second
+        # (into two folders) are two records
+        where = hashlib.sha256(str(out).encode()).hexdigest()[:6]
+        publish_id = pending or f"pub-{t:%Y%m%dT%H%M%S}-{digest[:12]}-{where}"
         row = {
             "publish_id": publish_id,
             "manifest_sha256": digest,

@@ -21,7 +21,7 @@ __all__ = ["Evaluation", "evaluate_folders", "metrics_config_hash", "record_eval
 
 
 def metrics_config_hash(features: FeatureConfig, sets: SetConfig) -> str:
-    from schemas.config import config_hash
+    from musicdata.schemas.config import config_hash
 
     return config_hash({"features": features.to_dict(), "sets": sets.to_dict(), "version": 1})
 

@@ -21,11 +21,11 @@ from typing import Any, Protocol
 from musicdata.catalog import records
 from musicdata.catalog import training as sql
 from musicdata.datasets import LATEST
+from musicdata.schemas.manifest import ShardManifest
+from musicdata.schemas.training import CheckpointRecord, MetricRecord
 from musicdata.stages.kit import Summary, stage_run
 from musicdata.store.manifest import build_manifest
 from musicdata.workspace import Workspace
-from schemas.manifest import ShardManifest
-from schemas.training import CheckpointRecord, MetricRecord
 
 STAGE = "train"
 RUNS_DIR = "runs"
@@ -60,9 +60,11 @@ def train(
     seed: int | None = None,
     device: str | None = None,
     model_overrides: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
 ) -> Summary:
     """Train `model` on `encoding`'s shards (newest config unless named); with `resume`, continue
-    that train run from its last checkpoint (model, encoding, preset and steps come from it)."""
+    that train run from its last checkpoint (model, encoding, preset and steps come from it).
+    `train_overrides`: TrainConfig fields over the preset's (batch_size, lr, ckpt_every, ...)."""
     if resume:
         with ws.catalog.read() as con:
             prev = sql.train_run(con, resume)
@@ -90,9 +92,7 @@ def train(
             ws.abspath(out_dir),
             resume_from=ws.abspath(out_dir) if resume else None,
             model_overrides=model_overrides,
-            steps=steps,
-            seed=seed,
-            device=device,
+            **{**(train_overrides or {}), "steps": steps, "seed": seed, "device": device},
         )
         row = {
             "train_run_id": train_run_id,

@@ -12,7 +12,7 @@ from typing import Any
 from musicdata.catalog import publishing
 from musicdata.datasets import LATEST, EncodingConfig, resolve_config
 from musicdata.workspace import Workspace
-from schemas.manifest import ShardFile, ShardManifest
+from musicdata.schemas.manifest import ShardFile, ShardManifest
 
 
 def build_manifest(

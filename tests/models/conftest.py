@@ -15,8 +15,8 @@ import torch
 
 from musicdata.encodings import get_encoding
 from musicdata.store import ShardRow, build_table, write_shard
-from schemas.config import ShardConfig
-from schemas.manifest import ShardFile, ShardManifest
+from musicdata.schemas.config import ShardConfig
+from musicdata.schemas.manifest import ShardFile, ShardManifest
 
 MIDI = Path(__file__).parent.parent / "fixtures" / "midi"
 # Real fixture pieces (tests/conftest.py REAL); the last one is held out for validation.

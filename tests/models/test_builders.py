@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.builders import MODELS, ModelSpec, build, build_config, count_parameters, register
-from models.flat import FlatDecoder
-from models.nmt import NestedMusicTransformer
-from schemas.manifest import ShardManifest
+from musicdata.models.builders import MODELS, ModelSpec, build, build_config, count_parameters, register
+from musicdata.models.flat import FlatDecoder
+from musicdata.models.nmt import NestedMusicTransformer
+from musicdata.schemas.manifest import ShardManifest
 
 
 @pytest.fixture(autouse=True)

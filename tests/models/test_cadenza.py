@@ -10,10 +10,10 @@ import pytest
 import symusic
 import torch
 
-from models.builders import build, build_config, count_parameters
-from models.cadenza import Composer, ComposerConfig, kl_beta, kl_term
-from models.cadenza_performer import Performer, PerformerConfig
-from models.cadenza_tokens import (
+from musicdata.models.builders import build, build_config, count_parameters
+from musicdata.models.cadenza import Composer, ComposerConfig, kl_beta, kl_term
+from musicdata.models.cadenza_performer import Performer, PerformerConfig
+from musicdata.models.cadenza_tokens import (
     IGNORE,
     MICROTIMED,
     NOTE_ON,
@@ -22,7 +22,7 @@ from models.cadenza_tokens import (
     align_performance,
     strip_performance,
 )
-from models.cadenza_variations import (
+from musicdata.models.cadenza_variations import (
     active_units,
     interpolate,
     kl_per_dim,
@@ -33,7 +33,7 @@ from models.cadenza_variations import (
     variations,
 )
 from musicdata.encodings import get_encoding
-from schemas.manifest import ShardManifest
+from musicdata.schemas.manifest import ShardManifest
 
 MIDI = Path(__file__).parent.parent / "fixtures" / "midi"
 REAL = ["chorale_4_4", "cut_time_2_2", "folk_6_8", "multitrack_tempo_change", "waltz_3_4"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.builders import build
-from models.train.checkpoint import (
+from musicdata.models.builders import build
+from musicdata.models.train.checkpoint import (
     capture_rng,
     latest_checkpoint,
     load_checkpoint,
@@ -21,7 +21,7 @@ from models.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from schemas.manifest import ShardManifest
+from musicdata.schemas.manifest import ShardManifest
 
 
 def _trained(manifest: ShardManifest) -> tuple[torch.nn.Module, torch.optim.Optimizer, dict]:

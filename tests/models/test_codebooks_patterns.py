@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.codebooks_patterns import MUSICGEN_DELAYS, PATTERNS, build_pattern
+from musicdata.models.codebooks_patterns import MUSICGEN_DELAYS, PATTERNS, build_pattern
 
 SPECIAL = 2048
 

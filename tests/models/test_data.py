@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from models.data import (
+from musicdata.models.data import (
     PitchTransposer,
     ShardIntegrityError,
     SplitReader,
@@ -23,7 +23,7 @@ from models.data import (
     plan_windows,
     shard_for_rank,
 )
-from schemas.manifest import ShardManifest
+from musicdata.schemas.manifest import ShardManifest
 
 
 def piece_tokens(manifest: ShardManifest, split: str) -> list[np.ndarray]:

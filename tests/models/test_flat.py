@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.flat import FlatConfig, FlatDecoder
+from musicdata.models.flat import FlatConfig, FlatDecoder
 
 MIDI = Path(__file__).parents[1] / "fixtures" / "midi" / "chorale_4_4.mid"
 

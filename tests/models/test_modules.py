@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.modules import (
+from musicdata.models.modules import (
     Block,
     CompoundEmbedding,
     CompoundHeads,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from models.nll import NLLStats, sub_token_nll
+from musicdata.models.nll import NLLStats, sub_token_nll
 
 
 def test_flat_uniform_logits_give_log_vocab() -> None:

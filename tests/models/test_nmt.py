@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.nmt import CrossSubDecoder, NestedMusicTransformer, NMTConfig
+from musicdata.models.nmt import CrossSubDecoder, NestedMusicTransformer, NMTConfig
 
 MIDI = Path(__file__).parents[1] / "fixtures" / "midi" / "chorale_4_4.mid"
 VARIANTS = [

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.builders import MODELS, build
-from models.data.collate import collate
-from models.perceivers import PerceiverS, PerceiverSConfig, paper_lr
-from schemas.manifest import ShardManifest
+from musicdata.models.builders import MODELS, build
+from musicdata.models.data.collate import collate
+from musicdata.models.perceivers import PerceiverS, PerceiverSConfig, paper_lr
+from musicdata.schemas.manifest import ShardManifest
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "midi"
 V = 390  # the performance vocabulary

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.builders import MODELS, build
-from models.evaluate import evaluate_nll, generate_samples
-from models.train import TrainConfig, fit, load_model, lr_at
-from models.train.__main__ import main
-from schemas.manifest import ShardManifest
-from schemas.training import CheckpointRecord, MetricRecord
+from musicdata.models.builders import MODELS, build
+from musicdata.models.evaluate import evaluate_nll, generate_samples
+from musicdata.models.train import TrainConfig, fit, load_model, lr_at
+from musicdata.models.train.__main__ import main
+from musicdata.schemas.manifest import ShardManifest
+from musicdata.schemas.training import CheckpointRecord, MetricRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,7 +144,7 @@ def test_sigkill_then_resume_is_bitwise_exact(remi_manifest: ShardManifest, tmp_
     assert main(["--manifest", man, "--out", str(straight), *ARGS]) == 0
     env = {**os.environ, "MUSICDATA_FAULT": "train.after_step:5", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "models.train", "--manifest", man, "--out", str(killed), *ARGS],
+        [sys.executable, "-m", "musicdata.models.train", "--manifest", man, "--out", str(killed), *ARGS],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -170,7 +170,7 @@ def test_ddp_two_ranks_sigkill_then_resume_is_bitwise_exact(
 
     def run(out: Path, *extra: str, fault: str = "") -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "MUSICDATA_FAULT": fault, "OMP_NUM_THREADS": "1"}
-        cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "models.train"]
+        cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "musicdata.models.train"]
         cmd += ["--manifest", man, "--out", str(out), *ARGS, *extra]
         return subprocess.run(
             cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False

@@ -15,8 +15,8 @@ from musicdata.audio.decode import AudioJob, _open_error, inspect_audio, load_mo
 from musicdata.stages.ingest import ingest_paths
 from musicdata.testing.audio import render_midi, write_hostile_files
 from musicdata.workspace import Workspace
-from schemas.catalog import latest_version
-from schemas.config import Config
+from musicdata.schemas.catalog import latest_version
+from musicdata.schemas.config import Config
 from tests.conftest import FIXTURES, make_workspace
 
 

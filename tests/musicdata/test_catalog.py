@@ -11,7 +11,7 @@ import pytest
 
 from musicdata.catalog import Catalog, CatalogError
 from musicdata.catalog.connection import migrate_to, now
-from schemas.catalog import latest_version
+from musicdata.schemas.catalog import latest_version
 
 
 def test_older_catalog_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from musicdata.catalog.lineage import lineage, resolve, walk
 from musicdata.cli import app
 from musicdata.testing.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
 from musicdata.workspace import Workspace
-from schemas.catalog import latest_version
+from musicdata.schemas.catalog import latest_version
 from tests.conftest import make_workspace
 
 runner = CliRunner()

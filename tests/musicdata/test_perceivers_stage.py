@@ -10,13 +10,13 @@ import pytest
 import symusic
 import torch
 
-from models import api
+from musicdata.models import api
 from musicdata.stages.evaluate import evaluate, generate
 from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encodings
 from musicdata.stages.train import train
 from musicdata.workspace import Workspace
-from schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
+from musicdata.schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
 from tests.conftest import FIXTURES
 
 
@@ -98,7 +98,7 @@ def test_perceivers_train_evaluate_generate(perf_ws: Workspace, model: str) -> N
 def test_paper_train_preset_follows_the_paper() -> None:
     """The family's `paper` train preset: Adam at the Noam peak of scale 0.03125 (4000 warm-up
     steps), no weight decay, no augmentation; other presets stay the shared ones."""
-    from models.perceivers import paper_lr
+    from musicdata.models.perceivers import paper_lr
 
     for model in ("perceivers", "perceiver-ar"):
         cfg = api.train_config(model, "paper")

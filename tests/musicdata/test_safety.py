@@ -26,7 +26,7 @@ from musicdata.catalog.shard_views import refresh_shard_views
 from musicdata.catalog.verify import verify
 from musicdata.cli import app
 from musicdata.workspace import Workspace, WorkspaceBusy
-from schemas.shards import FLAT_TOKENS, with_metadata
+from musicdata.schemas.shards import FLAT_TOKENS, with_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 ENC, CHASH = "remi", "c0ffee"

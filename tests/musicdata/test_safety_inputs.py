@@ -21,7 +21,7 @@ from musicdata.ingest import discover as discover_mod
 from musicdata.ingest.archives import read_archive
 from musicdata.ingest.discover import Discovery
 from musicdata.workspace import Workspace
-from schemas.config import ArchiveConfig, Config, IngestConfig
+from musicdata.schemas.config import ArchiveConfig, Config, IngestConfig
 
 # ---- 5. a full disk stops the run and blames no input -----------------------------------------
 

@@ -15,7 +15,7 @@ from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encoding
 from musicdata.store import read_shard_metadata, shard_relpath
 from musicdata.workspace import Workspace
-from schemas.shards import FLAT_TOKENS
+from musicdata.schemas.shards import FLAT_TOKENS
 from tests.conftest import REAL, make_workspace
 
 

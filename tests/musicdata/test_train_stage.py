@@ -11,14 +11,14 @@ import sys
 
 import pytest
 
-from models import api
+from musicdata.models import api
 from musicdata.catalog.lineage import walk
 from musicdata.stages.evaluate import evaluate, generate
 from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encodings
 from musicdata.stages.train import train
 from musicdata.workspace import Workspace
-from schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
+from musicdata.schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
 from tests.conftest import FIXTURES
 
 
@@ -94,7 +94,18 @@ def test_train_evaluate_generate_with_lineage(shards: Workspace) -> None:
 
 def test_flat_baseline_on_remi_and_clear_refusals(shards: Workspace) -> None:
     s = train(shards, api, model="flat", encoding="remi", preset="debug", steps=2)
+    again = train(shards, api, model="flat", encoding="remi", preset="debug", steps=2)
     assert s.steps == 2
+    # the seed covers the initial weights too: the same config trains to the same losses
+    losses = [
+        _ids(
+            shards,
+            f"SELECT step, value FROM train_metrics WHERE train_run_id = '{r}' "
+            "AND split = 'train' AND name = 'loss' ORDER BY step",
+        )
+        for r in (s.train_run_id, again.train_run_id)
+    ]
+    assert losses[0] == losses[1] and len(losses[0]) == 2
     with pytest.raises(ValueError, match="nmt takes compound"):
         train(shards, api, model="nmt", encoding="remi", preset="debug", steps=2)
     with pytest.raises(ValueError, match="no encoding 'cp'"):

@@ -17,7 +17,7 @@ from musicdata.stages.tokenize import tokenize_encoding
 from musicdata.stages.transcribe import transcribe_pending
 from musicdata.testing.audio import render_midi
 from musicdata.workspace import Workspace
-from schemas.config import TranscribeConfig
+from musicdata.schemas.config import TranscribeConfig
 from tests.conftest import FIXTURES
 
 
@@ -133,7 +133,7 @@ def test_done_when_mixed_folder_end_to_end(
     lineage links audio -> piece -> shard and audio -> codec shard."""
     from musicdata.stages.codec import tokenize_codec
     from musicdata.testing.audio import write_hostile_files
-    from schemas.config import CodecConfig
+    from musicdata.schemas.config import CodecConfig
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # untrained codec, never a download
     codec = CodecConfig(model_32k="nobody/no-such-encodec-32k")

@@ -12,7 +12,7 @@ import pytest
 import symusic
 from typer.testing import CliRunner
 
-from models import api
+from musicdata.models import api
 from musicdata.catalog.lineage import walk
 from musicdata.cli import app
 from musicdata.fsutil import sha256_file
@@ -21,7 +21,7 @@ from musicdata.stages.tokenize import tokenize_encodings
 from musicdata.stages.train import train
 from musicdata.stages.variations import note_similarity, note_table, prior, variations
 from musicdata.workspace import Workspace
-from schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
+from musicdata.schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
 from tests.conftest import FIXTURES
 
 INPUT = FIXTURES / "folk_6_8.mid"

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.config import Config, IngestConfig, config_hash, load_config
+from musicdata.schemas.config import Config, IngestConfig, config_hash, load_config
 
 
 def test_missing_file_means_defaults(tmp_path: Path) -> None:
