@@ -73,10 +73,10 @@ def main() -> None:
     import soundfile as sf
 
     from musicdata.audio.codec import codec_settings
+    from musicdata.schemas.config import CodecConfig, Config
     from musicdata.stages.codec import read_codes, tokenize_codec
     from musicdata.stages.ingest import ingest_paths
     from musicdata.workspace import Workspace
-    from musicdata.schemas.config import CodecConfig, Config
 
     cfg = CodecConfig(chunk_s=args.chunk_s, batch_size=args.batch_size)
     settings = codec_settings(args.encoding, cfg, allow_untrained=True)

@@ -37,8 +37,8 @@ def raw_loop(name: str, files: list[Path]) -> tuple[float, int]:
 
 
 def workspace(base: Path, dest: Path, *, workers: int, fidelity: bool):
-    from musicdata.workspace import Workspace
     from musicdata.schemas.config import Config, TokenizeConfig
+    from musicdata.workspace import Workspace
 
     if dest.exists():
         shutil.rmtree(dest)

@@ -95,10 +95,10 @@ def pipeline(
     import symusic
 
     from musicdata.metrics.transcription import note_arrays
+    from musicdata.schemas.config import Config, TranscribeConfig
     from musicdata.stages.ingest import ingest_paths
     from musicdata.stages.transcribe import transcribe_pending
     from musicdata.workspace import Workspace
-    from musicdata.schemas.config import Config, TranscribeConfig
 
     tcfg = TranscribeConfig(workers=workers, threads_per_worker=threads)
     ws = Workspace(home, Config(transcribe=tcfg))

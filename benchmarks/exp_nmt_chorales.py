@@ -39,8 +39,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from musicdata.fsutil import atomic_write
-from musicdata.workspace import Workspace
 from musicdata.schemas.config import SplitConfig
+from musicdata.workspace import Workspace
 
 CACHE = Path("~/.cache/musicdata/chorales").expanduser()
 DEFAULT_HOME = Path(tempfile.gettempdir()) / "musicdata-chorales"  # /tmp/musicdata-chorales
@@ -172,8 +172,8 @@ def run_one(
     from musicdata.stages.evaluate import evaluate
     from musicdata.stages.train import train
 
-    # musicdata.models.api.train builds (initialises) the model before fit() seeds torch, from a per-process
-    # random torch seed: seed here so the weights depend on --seed alone, not on earlier runs
+    # api.train seeds torch with the run's seed before it builds the model (older code did not):
+    # kept so figures made before that fix reproduce
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     s = train(

@@ -371,8 +371,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     from exp_nmt_chorales import open_workspace
 
-    from musicdata.models.data import SplitReader
     from musicdata.encodings import get_encoding
+    from musicdata.models.data import SplitReader
     from musicdata.store.manifest import build_manifest
 
     args = parse_args(argv)

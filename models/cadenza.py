@@ -36,7 +36,14 @@ from musicdata.models.cadenza_tokens import (
     pad_rows,
     strip_performance,
 )
-from musicdata.models.modules import Block, ModelConfig, RotaryEmbedding, Transformer, init_weights, sample
+from musicdata.models.modules import (
+    Block,
+    ModelConfig,
+    RotaryEmbedding,
+    Transformer,
+    init_weights,
+    sample,
+)
 from musicdata.models.modules import compound_cross_entropy as mean_ce
 from musicdata.models.nll import NLLStats, sub_token_nll
 from musicdata.schemas.manifest import ShardManifest
@@ -67,7 +74,8 @@ class ComposerConfig(ModelConfig):
     def __post_init__(self) -> None:
         object.__setattr__(self, "vocab", tuple(self.vocab))  # JSON gives a list
         assert self.vocab, (
-            "ComposerConfig.vocab is empty: build through musicdata.models.builders.build('cadenza', ...) "
+            "ComposerConfig.vocab is empty: build through "
+            "musicdata.models.builders.build('cadenza', ...) "
             "with a PerTok manifest whose extra['vocab'] lists the token strings"
         )
         assert self.vocab_sizes == [len(self.vocab)], (

@@ -26,7 +26,8 @@ warmup 4000 (Vaswani et al.), peaking at 4.9e-4 at step 4000, close to Perceiver
 (a constant Adam rate of 0.03125 would be ~100x any used for transformers this size).
 `paper_lr` is that schedule; with the trainer's linear warm-up + cosine, the nearest setting
 is lr 4.9e-4, warmup_steps 4000, min_lr 1e-4 (Noam's rate at the shared 100k steps is 9.9e-5).
-Both families' `paper` train preset (ModelSpec `train_presets`, read by musicdata.models.api.train_config)
+Both families' `paper` train preset (ModelSpec `train_presets`, read by
+musicdata.models.api.train_config)
 is that, plus what the paper states or implies: plain Adam (weight_decay 0, betas 0.9/0.999),
 no data augmentation ("no key or tempo changes": transpose 0). Batch size and step count are
 not stated; the shared `paper` values (8, 100k) stay.
@@ -115,7 +116,7 @@ class PartialRotary(nn.Module):
         return torch.cat([self.rope(x[..., :r], pos), x[..., r:]], dim=-1)
 
 
-# ---- attention on cached keys/values, with the weights of musicdata.models.modules' MultiHeadAttention --
+# ---- attention on cached keys/values, with the weights of modules' MultiHeadAttention ---------
 
 
 def _project_kv(
@@ -418,7 +419,10 @@ _TRAIN_PRESETS: dict[str, dict] = {
 
 
 def _register() -> None:
-    from musicdata.models.builders import ModelSpec, register  # builders imports this module at its end
+    from musicdata.models.builders import (  # builders imports this module at its end
+        ModelSpec,
+        register,
+    )
 
     @dataclass(frozen=True)
     class PerceiverSpec(ModelSpec):

@@ -14,8 +14,8 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-from musicdata.workspace import Workspace
 from musicdata.schemas.config import Config, IngestConfig, TokenizeConfig
+from musicdata.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "midi"
 REAL = [

@@ -3,7 +3,13 @@
 from musicdata.models.data.collate import PitchTransposer, collate
 from musicdata.models.data.loader import TrainBatches, eval_batches, make_transposer, pad_value_of
 from musicdata.models.data.shards import ShardIntegrityError, SplitReader, verify_file
-from musicdata.models.data.windows import PAD_SIDE, STRATEGIES, eval_windows, plan_windows, shard_for_rank
+from musicdata.models.data.windows import (
+    PAD_SIDE,
+    STRATEGIES,
+    eval_windows,
+    plan_windows,
+    shard_for_rank,
+)
 
 __all__ = [
     "PAD_SIDE",

@@ -1,6 +1,7 @@
 """python -m musicdata.models.train: train a registry model on a manifest, one JSON record per line.
 
-    python -m musicdata.models.train --manifest m.json --model flat --preset debug --out DIR --steps 20
+    python -m musicdata.models.train --manifest m.json --model flat --preset debug --out DIR \
+        --steps 20
     torchrun --standalone --nproc_per_node=2 -m musicdata.models.train --manifest m.json ...   (DDP)
 
 The same entry serves torchrun (every rank runs it; rank 0 prints the records). `--resume auto`
@@ -45,7 +46,9 @@ def _value(text: str) -> Any:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m musicdata.models.train", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m musicdata.models.train", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--manifest", required=True, type=Path, help="ShardManifest JSON")
     ap.add_argument("--model", required=True, help="registry name (flat, nmt, ...)")
     ap.add_argument("--preset", default="debug")

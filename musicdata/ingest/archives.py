@@ -35,8 +35,8 @@ from musicdata.ingest.discover import (
     raise_if_environment,
 )
 from musicdata.isolate import Failure, IsolatedPool
-from musicdata.workspace import Workspace
 from musicdata.schemas.config import ArchiveConfig, Config
+from musicdata.workspace import Workspace
 
 _MB = 1024 * 1024
 # tarfile reads a pax or GNU long-name header into memory whole; real ones are a few hundred bytes

@@ -11,8 +11,8 @@ from typing import Any
 
 from musicdata.catalog import publishing
 from musicdata.datasets import LATEST, EncodingConfig, resolve_config
-from musicdata.workspace import Workspace
 from musicdata.schemas.manifest import ShardFile, ShardManifest
+from musicdata.workspace import Workspace
 
 
 def build_manifest(

@@ -19,7 +19,12 @@ import pyarrow.parquet as pq
 from musicdata import __version__
 from musicdata.fsutil import atomic_write, sha256_file
 from musicdata.schemas.config import ShardConfig
-from musicdata.schemas.shards import FLAT_TOKENS, SHARD_FORMAT_VERSION, compound_tokens, with_metadata
+from musicdata.schemas.shards import (
+    FLAT_TOKENS,
+    SHARD_FORMAT_VERSION,
+    compound_tokens,
+    with_metadata,
+)
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import symusic
 import torch
 
 from musicdata.encodings import get_encoding
-from musicdata.store import ShardRow, build_table, write_shard
 from musicdata.schemas.config import ShardConfig
 from musicdata.schemas.manifest import ShardFile, ShardManifest
+from musicdata.store import ShardRow, build_table, write_shard
 
 MIDI = Path(__file__).parent.parent / "fixtures" / "midi"
 # Real fixture pieces (tests/conftest.py REAL); the last one is held out for validation.

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from musicdata.models.builders import MODELS, ModelSpec, build, build_config, count_parameters, register
+from musicdata.models.builders import (
+    MODELS,
+    ModelSpec,
+    build,
+    build_config,
+    count_parameters,
+    register,
+)
 from musicdata.models.flat import FlatDecoder
 from musicdata.models.nmt import NestedMusicTransformer
 from musicdata.schemas.manifest import ShardManifest

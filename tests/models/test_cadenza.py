@@ -10,6 +10,7 @@ import pytest
 import symusic
 import torch
 
+from musicdata.encodings import get_encoding
 from musicdata.models.builders import build, build_config, count_parameters
 from musicdata.models.cadenza import Composer, ComposerConfig, kl_beta, kl_term
 from musicdata.models.cadenza_performer import Performer, PerformerConfig
@@ -32,7 +33,6 @@ from musicdata.models.cadenza_variations import (
     sample_prior,
     variations,
 )
-from musicdata.encodings import get_encoding
 from musicdata.schemas.manifest import ShardManifest
 
 MIDI = Path(__file__).parent.parent / "fixtures" / "midi"

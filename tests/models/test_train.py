@@ -144,7 +144,16 @@ def test_sigkill_then_resume_is_bitwise_exact(remi_manifest: ShardManifest, tmp_
     assert main(["--manifest", man, "--out", str(straight), *ARGS]) == 0
     env = {**os.environ, "MUSICDATA_FAULT": "train.after_step:5", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "musicdata.models.train", "--manifest", man, "--out", str(killed), *ARGS],
+        [
+            sys.executable,
+            "-m",
+            "musicdata.models.train",
+            "--manifest",
+            man,
+            "--out",
+            str(killed),
+            *ARGS,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

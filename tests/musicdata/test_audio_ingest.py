@@ -12,11 +12,11 @@ import pytest
 import soundfile as sf
 
 from musicdata.audio.decode import AudioJob, _open_error, inspect_audio, load_mono
+from musicdata.schemas.catalog import latest_version
+from musicdata.schemas.config import Config
 from musicdata.stages.ingest import ingest_paths
 from musicdata.testing.audio import render_midi, write_hostile_files
 from musicdata.workspace import Workspace
-from musicdata.schemas.catalog import latest_version
-from musicdata.schemas.config import Config
 from tests.conftest import FIXTURES, make_workspace
 
 

@@ -20,12 +20,12 @@ from musicdata.audio.codec import (
     encode_audio,
     load_model,
 )
+from musicdata.schemas.config import CodecConfig
 from musicdata.stages.codec import read_codes, tokenize_codec
 from musicdata.stages.ingest import ingest_paths
 from musicdata.store import read_shard_metadata
 from musicdata.testing.audio import render_midi
 from musicdata.workspace import Workspace
-from musicdata.schemas.config import CodecConfig
 from tests.conftest import FIXTURES
 
 # Hub ids that exist nowhere, so no test depends on what this machine's hub cache holds.

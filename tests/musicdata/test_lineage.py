@@ -14,9 +14,9 @@ from musicdata.catalog import records
 from musicdata.catalog.connection import migrate_to, now
 from musicdata.catalog.lineage import lineage, resolve, walk
 from musicdata.cli import app
+from musicdata.schemas.catalog import latest_version
 from musicdata.testing.synthetic import SyntheticEncoding, piece_id, write_synthetic_corpus
 from musicdata.workspace import Workspace
-from musicdata.schemas.catalog import latest_version
 from tests.conftest import make_workspace
 
 runner = CliRunner()

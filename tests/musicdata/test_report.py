@@ -179,7 +179,9 @@ def test_token_names_for_unused_remi_ids(tmp_path: Path, corpus: Path) -> None:
 
 @pytest.mark.slow
 def test_report_flow_publishes_artifacts(full: Workspace, tmp_path: Path) -> None:
-    from musicdata.flows.report import report_flow  # first: flows/__init__ sets Prefect's server timeouts
+    from musicdata.flows.report import (
+        report_flow,  # first: flows/__init__ sets Prefect's server timeouts
+    )
 
     result = report_flow(str(full.root), str(tmp_path / "flow-out"))
     from prefect.artifacts import Artifact

@@ -25,8 +25,8 @@ from musicdata.catalog.connection import now
 from musicdata.catalog.shard_views import refresh_shard_views
 from musicdata.catalog.verify import verify
 from musicdata.cli import app
-from musicdata.workspace import Workspace, WorkspaceBusy
 from musicdata.schemas.shards import FLAT_TOKENS, with_metadata
+from musicdata.workspace import Workspace, WorkspaceBusy
 
 ROOT = Path(__file__).resolve().parents[2]
 ENC, CHASH = "remi", "c0ffee"

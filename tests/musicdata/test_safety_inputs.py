@@ -20,8 +20,8 @@ from musicdata.fsutil import WorkspaceWriteError, is_environment_error
 from musicdata.ingest import discover as discover_mod
 from musicdata.ingest.archives import read_archive
 from musicdata.ingest.discover import Discovery
-from musicdata.workspace import Workspace
 from musicdata.schemas.config import ArchiveConfig, Config, IngestConfig
+from musicdata.workspace import Workspace
 
 # ---- 5. a full disk stops the run and blames no input -----------------------------------------
 

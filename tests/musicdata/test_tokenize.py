@@ -11,11 +11,11 @@ import pytest
 import symusic
 
 from musicdata.encodings import get_encoding
+from musicdata.schemas.shards import FLAT_TOKENS
 from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encoding
 from musicdata.store import read_shard_metadata, shard_relpath
 from musicdata.workspace import Workspace
-from musicdata.schemas.shards import FLAT_TOKENS
 from tests.conftest import REAL, make_workspace
 
 

@@ -11,14 +11,14 @@ import sys
 
 import pytest
 
-from musicdata.models import api
 from musicdata.catalog.lineage import walk
+from musicdata.models import api
+from musicdata.schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
 from musicdata.stages.evaluate import evaluate, generate
 from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encodings
 from musicdata.stages.train import train
 from musicdata.workspace import Workspace
-from musicdata.schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
 from tests.conftest import FIXTURES
 
 

@@ -12,12 +12,12 @@ import symusic
 
 from musicdata.audio.transcribe import params_hash, transcription_params
 from musicdata.metrics.transcription import score_midi_pair
+from musicdata.schemas.config import TranscribeConfig
 from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encoding
 from musicdata.stages.transcribe import transcribe_pending
 from musicdata.testing.audio import render_midi
 from musicdata.workspace import Workspace
-from musicdata.schemas.config import TranscribeConfig
 from tests.conftest import FIXTURES
 
 
@@ -131,9 +131,9 @@ def test_done_when_mixed_folder_end_to_end(
     """Real renders, hostile audio and MIDI in one ingest run: every recording ends ok or
     quarantined, good ones become transcribed pieces in REMI shards and codec shards, and
     lineage links audio -> piece -> shard and audio -> codec shard."""
+    from musicdata.schemas.config import CodecConfig
     from musicdata.stages.codec import tokenize_codec
     from musicdata.testing.audio import write_hostile_files
-    from musicdata.schemas.config import CodecConfig
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # untrained codec, never a download
     codec = CodecConfig(model_32k="nobody/no-such-encodec-32k")

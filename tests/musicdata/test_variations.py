@@ -12,16 +12,16 @@ import pytest
 import symusic
 from typer.testing import CliRunner
 
-from musicdata.models import api
 from musicdata.catalog.lineage import walk
 from musicdata.cli import app
 from musicdata.fsutil import sha256_file
+from musicdata.models import api
+from musicdata.schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
 from musicdata.stages.ingest import ingest_paths
 from musicdata.stages.tokenize import tokenize_encodings
 from musicdata.stages.train import train
 from musicdata.stages.variations import note_similarity, note_table, prior, variations
 from musicdata.workspace import Workspace
-from musicdata.schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
 from tests.conftest import FIXTURES
 
 INPUT = FIXTURES / "folk_6_8.mid"
