@@ -296,6 +296,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated subset of " + ", ".join(r.name for r in RUNS),
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--no-save", action="store_true", help="do not save benchmarks/results rows")
     return p.parse_args(argv)
 
 
@@ -351,6 +352,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "paper_order": paper_order(results),
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
+    if not args.no_save and args.limit is None:  # smoke runs (--limit) are not results
+        from results import save
+
+        paper = {"nb-pf+nmt": 0.549, "nb-mf+nmt": 0.567, "nb-mf+parallel": 0.712}
+        rows = [
+            {
+                "what": f"test NLL per sub-token on {len(midi)} Bach chorales, {r['run']} "
+                f"({args.preset}, {args.steps or 'preset'} steps, {r['n_parameters']:,} params, "
+                f"seed {args.seed})",
+                "figure": f"**{r['test_nll_per_subtoken']:.4f}** ({r['test_nll_per_note']:.3f} "
+                "nats/note)",
+                "target": f"paper SOD {paper[r['run']]}" if r["run"] in paper else "baseline",
+            }
+            for r in results
+        ]
+        rows.append(
+            {
+                "what": "NMT paper's SOD order NB-PF+NMT < NB-MF+NMT < NB-MF+parallel",
+                "figure": f"held: **{out['paper_order']['held']}**",
+                "target": "held",
+            }
+        )
+        save(f"exp_nmt_chorales_seed{args.seed}", rows)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
