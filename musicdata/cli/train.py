@@ -12,6 +12,29 @@ from musicdata import progress
 from musicdata.cli.common import JsonOpt, app, emit, fail, tracked, workspace
 from musicdata.cli.pipeline import NoWaitOpt, run_guard
 
+
+def run_model_stage(stage: str, no_wait: bool, as_json: bool, **kwargs: Any) -> dict[str, Any]:
+    """Run a model stage (musicdata.stages.train/evaluate) under the workspace lock with the model
+    side's front door; a refusal (no such run, wrong encoding) is one clear error, exit 2."""
+    from musicdata.models import api
+    from musicdata.stages import evaluate as evaluate_stage
+    from musicdata.stages import train as train_stage
+
+    fn = {
+        "train": train_stage.train,
+        "evaluate": evaluate_stage.evaluate,
+        "generate": evaluate_stage.generate,
+    }[stage]
+    ws = workspace()
+    t0 = time.perf_counter()
+    with run_guard(ws, stage, no_wait, as_json):
+        try:
+            s = fn(ws, api, **kwargs).to_dict()
+        except ValueError as exc:
+            fail(str(exc))
+    return {**s, "seconds": round(time.perf_counter() - t0, 2), "home": str(ws.root)}
+
+
 PRESET_HELP = "debug: seconds on CPU; small: a real CPU run in minutes; paper: the paper's sizes."
 
 
@@ -42,8 +65,6 @@ def train(
 ) -> None:
     """Train a model on an encoding's shards; checkpoints, curves, lineage land in the catalog."""
     progress.enable(not as_json)
-    ws = workspace()
-    t0 = time.perf_counter()
     overrides = {"sub_decoder": sub_decoder} if sub_decoder else None
     kwargs: dict[str, Any] = dict(
         model=model,
@@ -56,20 +77,18 @@ def train(
         device=device,
         model_overrides=overrides,
     )
-    with run_guard(ws, "train", no_wait, as_json):
-        try:
-            if tracked():
-                from musicdata.flows.train import train_flow
+    if tracked():  # through the `train` flow, tracked by the Prefect server
+        from musicdata.flows.train import train_flow
 
+        ws, t0 = workspace(), time.perf_counter()
+        with run_guard(ws, "train", no_wait, as_json):
+            try:
                 s = train_flow(str(ws.root), **kwargs)
-            else:
-                from musicdata.models import api
-                from musicdata.stages.train import train as run_train
-
-                s = run_train(ws, api, **kwargs).to_dict()
-        except ValueError as exc:
-            fail(str(exc))
-    s.update(seconds=round(time.perf_counter() - t0, 2), home=str(ws.root))
+            except ValueError as exc:
+                fail(str(exc))
+        s.update(seconds=round(time.perf_counter() - t0, 2), home=str(ws.root))
+    else:
+        s = run_model_stage("train", no_wait, as_json, **kwargs)
     emit(
         s,
         as_json,
@@ -98,23 +117,16 @@ def evaluate(
     no_wait: NoWaitOpt = False,
 ) -> None:
     """NLL (mean, bits per token, per sub-token) of a train run's checkpoint on a split."""
-    ws = workspace()
-    with run_guard(ws, "evaluate", no_wait, as_json):
-        try:
-            from musicdata.models import api
-            from musicdata.stages.evaluate import evaluate as run_eval
-
-            s = run_eval(
-                ws,
-                api,
-                train_run_id,
-                split=split,
-                checkpoint=checkpoint,
-                batch_size=batch_size,
-                max_batches=max_batches,
-            ).to_dict()
-        except ValueError as exc:
-            fail(str(exc))
+    s = run_model_stage(
+        "evaluate",
+        no_wait,
+        as_json,
+        train_run_id=train_run_id,
+        split=split,
+        checkpoint=checkpoint,
+        batch_size=batch_size,
+        max_batches=max_batches,
+    )
     subs = ", ".join(f"{k[4:]} {v:.3f}" for k, v in s.items() if k.startswith("nll/"))
     emit(
         s,
@@ -140,25 +152,18 @@ def generate(
     no_wait: NoWaitOpt = False,
 ) -> None:
     """Sample pieces from a checkpoint into MIDI files, recorded with lineage to the checkpoint."""
-    ws = workspace()
-    with run_guard(ws, "generate", no_wait, as_json):
-        try:
-            from musicdata.models import api
-            from musicdata.stages.evaluate import generate as run_gen
-
-            s = run_gen(
-                ws,
-                api,
-                train_run_id,
-                n=n,
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                seed=seed,
-                checkpoint=checkpoint,
-            ).to_dict()
-        except ValueError as exc:
-            fail(str(exc))
+    s = run_model_stage(
+        "generate",
+        no_wait,
+        as_json,
+        train_run_id=train_run_id,
+        n=n,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        checkpoint=checkpoint,
+    )
     emit(
         s,
         as_json,
