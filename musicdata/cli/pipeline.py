@@ -289,7 +289,9 @@ def demo(
         "compression": compare,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    shard_dirs = f"{ws.root / 'shards'}/<encoding>/<config hash>/<split>/part-NNNNN.parquet"
+    shard_dirs = (
+        f"{ws.root / 'shards'}/<encoding>/<config hash>/<split>/part-<writer>-NNNNN.parquet"
+    )
     # Workspace.catalog.query opens read-only for one query and retries while a pipeline commits
     # (a bare duckdb.connect fails then, and a held connection blocks the pipeline).
     py_query = (
