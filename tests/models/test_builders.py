@@ -18,15 +18,6 @@ from musicdata.models.nmt import NestedMusicTransformer
 from musicdata.schemas.manifest import ShardManifest
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """Tiny models run fastest on one thread; two threads on a loaded 2-core box spin for ages."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _manifest(encoding: str) -> ShardManifest:
     """A file-less manifest with the real vocabulary sizes (codec: MusicGen's 4 x 2048)."""
     if encoding == "encodec-32k":

@@ -40,15 +40,6 @@ REAL = ["chorale_4_4", "cut_time_2_2", "folk_6_8", "multitrack_tempo_change", "w
 ENC = get_encoding("pertok")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Debug-size models: one intra-op thread is faster than two on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def pieces() -> dict[str, torch.Tensor]:
     return {

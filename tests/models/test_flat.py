@@ -13,15 +13,6 @@ from musicdata.models.flat import FlatConfig, FlatDecoder
 MIDI = Path(__file__).parents[1] / "fixtures" / "midi" / "chorale_4_4.mid"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """Tiny models run fastest on one thread; two threads on a loaded 2-core box spin for ages."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def remi() -> tuple[np.ndarray, int]:
     """REMI ids of a real chorale and the vocabulary size."""

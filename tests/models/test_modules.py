@@ -20,15 +20,6 @@ from musicdata.models.modules import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """Tiny models run fastest on one thread; two threads on a loaded 2-core box spin for ages."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_causal_mask_is_bottom_right_aligned() -> None:
     m = causal_mask(2, 4)
     assert m.tolist() == [[True, True, True, False], [True, True, True, True]]

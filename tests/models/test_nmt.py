@@ -20,15 +20,6 @@ VARIANTS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """Tiny models run fastest on one thread; two threads on a loaded 2-core box spin for ages."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def nb() -> tuple[np.ndarray, list[int], list[str]]:
     """nb-pf tokens [T, F] of a real chorale, its field vocabulary sizes and names."""

@@ -18,15 +18,6 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "midi"
 V = 390  # the performance vocabulary
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    """Tiny models: one intra-op thread is faster than two fighting over shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model(**kw: object) -> PerceiverS:
     torch.manual_seed(0)
     base: dict[str, object] = {

@@ -4,11 +4,8 @@ catalog rows each stage writes (issue 14: "the debug presets train, generate and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import symusic
-import torch
 
 from musicdata.models import api
 from musicdata.schemas.config import Config, IngestConfig, SplitConfig, TokenizeConfig
@@ -18,15 +15,6 @@ from musicdata.stages.tokenize import tokenize_encodings
 from musicdata.stages.train import train
 from musicdata.workspace import Workspace
 from tests.conftest import FIXTURES
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Debug models on 2 shared cores: intra-op threads only spin against other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
