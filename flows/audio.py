@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
+from musicdata.flows import runners
 from musicdata.stages.ingest import parse_audio_batch, record_audio_batch
 from musicdata.stages.transcribe import Steps as TranscribeSteps
 from musicdata.stages.transcribe import ingest_counts, transcribe_batch, transcribe_pending
@@ -29,7 +30,7 @@ def _run_id(stage: str) -> str:
 
 def transcribe_step(ws: Workspace, run_id: str) -> dict[str, int]:
     """The ingest flow's transcription step: pending recordings, batches as Prefect tasks."""
-    steps = TranscribeSteps(_transcribe)
+    steps = runners.batch_steps(TranscribeSteps, ws.config.orchestration, transcribe=_transcribe)
     return ingest_counts(
         transcribe_pending(ws, run_id=f"{run_id}:transcribe", steps=steps, lock=False)
     )
@@ -40,7 +41,9 @@ def transcribe_flow(home: str | None = None, config: str | None = None) -> dict[
     """Transcribe every recording not yet transcribed under the current [transcribe] params."""
     ws = Workspace.open(home, Path(config) if config else None)
     summary = transcribe_pending(
-        ws, run_id=_run_id("transcribe"), steps=TranscribeSteps(_transcribe)
+        ws,
+        run_id=_run_id("transcribe"),
+        steps=runners.batch_steps(TranscribeSteps, ws.config.orchestration, transcribe=_transcribe),
     ).to_dict()
     get_run_logger().info("transcribe: %s", summary)
     return summary

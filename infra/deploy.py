@@ -1,77 +1,34 @@
-"""Register musicdata's Prefect deployments on the server that PREFECT_API_URL points at.
+"""Prepare the Prefect server PREFECT_API_URL points at for musicdata, then deploy.
 
-The programmatic twin of `infra/prefect.yaml` (same deployments, same defaults) for users without a
-`prefect deploy` workflow. It creates the process work pool if it is missing, then registers each
-deployment with `flow.from_source(<repo dir>, entrypoint).deploy(...)`, so a process worker on the
-same host (or in the same image, where the repo sits at the same path) runs the code from that dir.
+1. Work pools: `cpu` (process) and `gpu` (process on one GPU machine; `--gpu-pool-type docker` or
+   `kubernetes` with `--gpu-base-job-template` on a cluster). Existing pools are kept.
+2. Concurrency limits on task tags (flows/policy.py): `gpu` = the GPUs on this host (1 on a
+   CPU-only host: the model stages still run one at a time), `catalog-writer` = 1.
+3. `prefect --no-prompt deploy --all --prefect-file infra/prefect.yaml` from the repo root: every
+   deployment, its schedule (created paused) and its automations. infra/prefect.yaml is the one
+   description of the deployments; this script never duplicates it.
 
     export PREFECT_API_URL=http://127.0.0.1:4200/api
-    python infra/deploy.py                      # pool `cpu`, nightly schedule created paused
-    python infra/deploy.py --paths /mnt/midi --home /srv/musicdata --activate-schedule
-    prefect worker start --pool cpu
-
-Parameters set here are defaults only; `prefect deployment run ... --params '{...}'` overrides them.
+    python infra/deploy.py                         # pools, limits, deployments (schedules paused)
+    python infra/deploy.py --activate-schedules    # ... and turn the nightly schedules on
+    python infra/worker.py --pool cpu & python infra/worker.py --pool gpu &
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 REPO_DIR = Path(__file__).resolve().parents[1]
-FLOWS_FILE = "flows/ingest_tokenize.py"
-DEFAULT_POOL = "cpu"
-DEFAULT_PATHS = ["/data/incoming"]
-DEFAULT_HOME = "/data/musicdata-home"
-DEFAULT_CRON = "0 2 * * *"
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One deployment: `<flow name>/<name>` running `FLOWS_FILE:<function>`."""
-
-    flow_name: str
-    function: str
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    scheduled: bool = False
-    tags: list[str] = field(default_factory=lambda: ["musicdata"])
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.flow_name}/{self.name}"
-
-
-def specs(paths: list[str], home: str, encodings: list[str]) -> list[Spec]:
-    return [
-        Spec(
-            "ingest-and-tokenize",
-            "ingest_and_tokenize",
-            "nightly",
-            "Nightly: ingest new MIDI under the incoming paths, then tokenize every piece.",
-            {"paths": paths, "home": home, "encodings": encodings},
-            scheduled=True,
-        ),
-        Spec(
-            "ingest",
-            "ingest_flow",
-            "on-demand",
-            "Ingest files/folders/archives into the catalog now (no tokenization).",
-            {"paths": paths, "home": home},
-        ),
-        Spec(
-            "tokenize",
-            "tokenize_flow",
-            "on-demand",
-            "Tokenize every ingested piece into the given encodings (e.g. a new encoding).",
-            {"encodings": encodings, "home": home},
-        ),
-    ]
+PREFECT_FILE = "infra/prefect.yaml"
+POOL_TYPES = ("process", "docker", "kubernetes")
+# Set in every process this script starts (the deploy loads the flows' modules).
+ENV_DEFAULTS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
 def api_url() -> str | None:
@@ -80,12 +37,40 @@ def api_url() -> str | None:
     return get_current_settings().api.url
 
 
-def ensure_pool(name: str) -> bool:
-    """Create process work pool `name` unless it exists; True when it was created."""
+def count_gpus() -> int:
+    """NVIDIA GPUs on this host (`nvidia-smi -L`), 0 when there is none or no driver."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return 0
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def base_job_template(pool_type: str, template: Path | None) -> dict[str, Any]:
+    """The pool's base job template: a JSON file, else the process worker's default."""
+    import json
+
+    if template is not None:
+        return json.loads(template.read_text())
+    if pool_type != "process":
+        msg = (
+            f"a {pool_type} pool needs its base job template: pass --gpu-base-job-template "
+            "(see docs/scaling.md), or create the pool yourself with `prefect work-pool create`"
+        )
+        raise SystemExit(msg)
+    from prefect.workers.process import ProcessWorker
+
+    return ProcessWorker.get_default_base_job_template()
+
+
+def ensure_pool(name: str, pool_type: str, template: Path | None = None) -> bool:
+    """Create work pool `name` unless it exists; True when it was created."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-    from prefect.workers.process import ProcessWorker
 
     with get_client(sync_client=True) as client:
         try:
@@ -93,15 +78,15 @@ def ensure_pool(name: str) -> bool:
         except ObjectNotFound:
             pass
         else:
-            if pool.type != "process":
-                print(f"note: work pool {name!r} exists with type {pool.type!r}, not 'process'")
+            if pool.type != pool_type:
+                print(f"note: work pool {name!r} exists with type {pool.type!r}, kept as it is")
             return False
         try:
             client.create_work_pool(
                 WorkPoolCreate(
                     name=name,
-                    type="process",
-                    base_job_template=ProcessWorker.get_default_base_job_template(),
+                    type=pool_type,
+                    base_job_template=base_job_template(pool_type, template),
                 )
             )
         except ObjectAlreadyExists:  # created concurrently by someone else: fine
@@ -109,72 +94,75 @@ def ensure_pool(name: str) -> bool:
     return True
 
 
-def register(
-    spec: Spec,
-    *,
-    source_dir: Path,
-    pool: str,
-    cron: str,
-    timezone: str,
-    activate_schedule: bool,
-) -> UUID:
-    from prefect import flow as prefect_flow
-    from prefect.schedules import Cron
+def ensure_limit(tag: str, limit: int) -> None:
+    """Set the concurrency limit of task tag `tag` (created, or updated to `limit`)."""
+    from prefect.client.orchestration import get_client
 
-    loaded = prefect_flow.from_source(
-        source=str(source_dir), entrypoint=f"{FLOWS_FILE}:{spec.function}"
-    )
-    if loaded.name != spec.flow_name:
-        msg = f"{FLOWS_FILE}:{spec.function} is flow {loaded.name!r}, expected {spec.flow_name!r}"
-        raise RuntimeError(msg)
-    schedules = [Cron(cron, timezone=timezone, active=activate_schedule)] if spec.scheduled else []
-    return loaded.deploy(
-        name=spec.name,
-        work_pool_name=pool,
-        parameters=spec.parameters,
-        description=spec.description,
-        tags=spec.tags,
-        schedules=schedules,
-        # One run at a time per deployment: the DuckDB catalog has a single writer process.
-        concurrency_limit=1,
-        print_next_steps=False,
-        ignore_warnings=True,
-    )
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=tag, concurrency_limit=limit)
+
+
+def deploy(source_dir: Path, prefect_file: str, names: list[str] | None) -> int:
+    """`prefect deploy` from the repo root (PWD set: infra/prefect.yaml's pull step uses it)."""
+    prefect = Path(sys.executable).with_name("prefect")
+    cmd = [str(prefect) if prefect.exists() else "prefect", "--no-prompt", "deploy"]
+    cmd += [a for n in names for a in ("--name", n)] if names else ["--all"]
+    cmd += ["--prefect-file", prefect_file]
+    env = {**ENV_DEFAULTS, **os.environ, "PWD": str(source_dir)}
+    return subprocess.run(cmd, cwd=source_dir, env=env, check=False).returncode
+
+
+def activate_schedules(prefect_file: Path) -> list[str]:
+    """Resume every schedule of the deployments infra/prefect.yaml defines with one."""
+    import yaml
+    from prefect.client.orchestration import get_client
+
+    spec = yaml.safe_load(prefect_file.read_text())
+    wanted = {(d["entrypoint"], d["name"]) for d in spec["deployments"] if d.get("schedules")}
+    done = []
+    with get_client(sync_client=True) as client:
+        for dep in client.read_deployments():
+            if (dep.entrypoint, dep.name) not in wanted:
+                continue
+            for sched in dep.schedules:
+                client.update_deployment_schedule(dep.id, sched.id, active=True)
+            done.append(f"{dep.entrypoint} {dep.name}")
+    return done
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Create the work pool if missing and register musicdata's deployments "
-        "on the Prefect server at PREFECT_API_URL.",
+        description="Create musicdata's work pools and concurrency limits on the Prefect server "
+        "at PREFECT_API_URL, then deploy infra/prefect.yaml.",
     )
-    p.add_argument("--pool", default=DEFAULT_POOL, help="process work pool (default: %(default)s)")
+    p.add_argument(
+        "--cpu-pool", "--pool", default="cpu", help="process pool name (default: %(default)s)"
+    )
+    p.add_argument("--gpu-pool", default="gpu", help="GPU pool name (default: %(default)s)")
+    p.add_argument("--gpu-pool-type", choices=POOL_TYPES, default="process")
+    p.add_argument("--gpu-base-job-template", type=Path, help="JSON template (docker/kubernetes)")
+    p.add_argument("--gpus", type=int, help="GPUs on this host (default: nvidia-smi's count)")
     p.add_argument(
         "--source-dir",
         type=Path,
         default=REPO_DIR,
-        help="repo dir the worker runs the flows from (default: this checkout, %(default)s)",
+        help="repo dir the workers run the flows from (default: this checkout, %(default)s)",
     )
-    p.add_argument("--paths", nargs="+", default=DEFAULT_PATHS, help="inputs: %(default)s")
-    p.add_argument("--home", default=DEFAULT_HOME, help="workspace folder (default: %(default)s)")
-    p.add_argument("--encodings", nargs="+", default=["remi"], help="default: %(default)s")
-    p.add_argument("--cron", default=DEFAULT_CRON, help="nightly schedule (default: %(default)s)")
-    p.add_argument("--timezone", default="UTC", help="schedule timezone (default: %(default)s)")
+    p.add_argument("--prefect-file", default=PREFECT_FILE, help="relative to --source-dir")
+    p.add_argument("--name", nargs="+", metavar="FLOW/NAME", help="deploy only these")
+    p.add_argument("--no-deploy", action="store_true", help="pools and limits only")
     p.add_argument(
-        "--activate-schedule",
+        "--activate-schedules",
         action="store_true",
-        help="create the nightly schedule active (default: paused until you resume it; "
-        "re-registering replaces the schedule, so pass this again to keep it active)",
-    )
-    p.add_argument(
-        "--only",
-        nargs="+",
-        metavar="FLOW/NAME",
-        help="register only these deployments (default: all)",
+        help="turn the nightly schedules on after deploying (they are created paused; a later "
+        "deploy pauses them again)",
     )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    for key, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     args = parse_args(argv)
     url = api_url()
     if not url:
@@ -186,36 +174,37 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     source_dir = args.source_dir.expanduser().resolve()
-    if not (source_dir / FLOWS_FILE).is_file():
-        print(f"{source_dir / FLOWS_FILE} not found; pass --source-dir <repo>", file=sys.stderr)
+    prefect_file = source_dir / args.prefect_file
+    if not prefect_file.is_file():
+        print(f"{prefect_file} not found; pass --source-dir <repo>", file=sys.stderr)
         return 2
-    chosen = specs(args.paths, args.home, args.encodings)
-    if args.only:
-        unknown = set(args.only) - {s.full_name for s in chosen}
-        if unknown:
-            known = ", ".join(s.full_name for s in chosen)
-            print(f"unknown deployment(s) {sorted(unknown)}; known: {known}", file=sys.stderr)
-            return 2
-        chosen = [s for s in chosen if s.full_name in args.only]
 
     print(f"Prefect API: {url}")
-    created = ensure_pool(args.pool)
-    print(f"work pool {args.pool!r}: {'created (process)' if created else 'exists'}")
-    for spec in chosen:
-        dep_id = register(
-            spec,
-            source_dir=source_dir,
-            pool=args.pool,
-            cron=args.cron,
-            timezone=args.timezone,
-            activate_schedule=args.activate_schedule,
-        )
-        when = "on demand"
-        if spec.scheduled:
-            state = "active" if args.activate_schedule else "paused"
-            when = f"cron {args.cron!r} {args.timezone} ({state})"
-        print(f"deployment {spec.full_name} ({dep_id}): {when}, parameters {spec.parameters}")
-    print(f"code from {source_dir}; start a worker with: prefect worker start --pool {args.pool}")
+    for name, kind, template in (
+        (args.cpu_pool, "process", None),
+        (args.gpu_pool, args.gpu_pool_type, args.gpu_base_job_template),
+    ):
+        created = ensure_pool(name, kind, template)
+        print(f"work pool {name!r}: {'created (' + kind + ')' if created else 'exists'}")
+    gpus = count_gpus() if args.gpus is None else args.gpus
+    limits = {"gpu": max(1, gpus), "catalog-writer": 1}
+    for tag, limit in limits.items():
+        ensure_limit(tag, limit)
+        note = " (no GPU found)" if tag == "gpu" and not gpus else ""
+        print(f"concurrency limit {tag!r}: {limit}{note}")
+    if args.no_deploy:
+        return 0
+    rc = deploy(source_dir, args.prefect_file, args.name)
+    if rc:
+        print(f"prefect deploy exited {rc}", file=sys.stderr)
+        return rc
+    if args.activate_schedules:
+        for name in activate_schedules(prefect_file):
+            print(f"schedule of {name}: active")
+    print(
+        f"code from {source_dir}; start workers with: python infra/worker.py --pool "
+        f"{args.cpu_pool}  and  python infra/worker.py --pool {args.gpu_pool}"
+    )
     return 0
 
 

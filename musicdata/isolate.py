@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-PRELOAD = ("numpy", "symusic", "miditok")
+# musicdata.encodings imports MidiTok without torch (musicdata/encodings/miditok_import.py)
+PRELOAD = ("numpy", "symusic", "musicdata.encodings")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class Failure:
 
 
 def _worker_main(conn: Connection, fn: Callable[[Any], Any], memory_limit_mb: int) -> None:
+    from musicdata import logs
+
+    logs.configure_worker()  # library warnings to the log, not into the user's progress bars
     if memory_limit_mb > 0:
         limit = memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -80,8 +84,8 @@ class IsolatedPool:
         # forkserver: workers start from a clean single-threaded process, never from a parent that
         # holds threads (Prefect, DuckDB, TensorFlow), which plain fork would copy mid-lock.
         self._ctx = mp.get_context("forkserver")
-        # The fork server imports the heavy tokenizer stack once (miditok pulls in torch, ~3 s);
-        # every worker forks from it with those pages shared, instead of importing again.
+        # The fork server imports the tokenizer stack once; every worker forks from it with
+        # those pages shared, instead of importing again.
         self._ctx.set_forkserver_preload(list(PRELOAD))
         self._slots: list[_Slot] = []
 

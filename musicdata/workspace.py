@@ -64,6 +64,11 @@ class Workspace:
         config = load_config(config_path or root / CONFIG_FILE_NAME)
         return cls(root=root, config=config)
 
+    def __getstate__(self) -> dict[str, object]:
+        """What a worker (a Dask task's argument) gets: the paths and the config, never the
+        open catalog; workers do not write it (DESIGN rule 1)."""
+        return {k: v for k, v in self.__dict__.items() if k != "catalog"}
+
     @property
     def catalog_path(self) -> Path:
         return self.root / "catalog.duckdb"

@@ -32,6 +32,30 @@ class IngestConfig:
     max_tracks: int = 512
     # Onset/duration grid (ticks per quarter) of the note-content hash used for near-duplicates.
     content_hash_tpq: int = 48
+    # Note normalization applied before tokenizing (musicdata.encodings.normalize): "none" keeps
+    # the notes as written; "trim-overlaps" drops same-pitch duplicates, ends a note re-struck
+    # before its note-off at the new onset and caps durations at max_duration_quarters. Ingest
+    # records per piece what it would change (pieces.overlapping_notes, long_notes, ...); the
+    # setting enters every encoding's config hash, so shards with and without it never mix.
+    normalize: str = "none"
+    max_duration_quarters: float = 32.0
+
+    def __post_init__(self) -> None:
+        if self.normalize not in NORMALIZE_MODES:
+            msg = (
+                f"ingest: normalize = {self.normalize!r} is not one of {list(NORMALIZE_MODES)}; "
+                "fix [ingest] in musicdata.toml"
+            )
+            raise ValueError(msg)
+        if not self.max_duration_quarters > 0:
+            msg = (
+                f"ingest: max_duration_quarters = {self.max_duration_quarters} must be > 0; "
+                "fix [ingest] in musicdata.toml"
+            )
+            raise ValueError(msg)
+
+
+NORMALIZE_MODES = ("none", "trim-overlaps")
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,10 @@ class ShardConfig:
     row_group_rows: int = 1_024
     compression: str = "zstd"
     compression_level: int = 6
+    # Where shard files live: "" = <workspace>/shards; a URL (s3://bucket/prefix, gs://...,
+    # memory://...) puts them on object storage through fsspec. The catalog keeps paths relative
+    # (shards/<encoding>/...), so moving the shards changes only this key.
+    root: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +166,27 @@ class CodecConfig:
 
 
 @dataclass(frozen=True)
+class OrchestrationConfig:
+    """How the Prefect flows run the per-batch work of ingest, transcribe and tokenize. Not
+    hashed into lineage: the same inputs give the same catalog and shards under any runner."""
+
+    task_runner: str = ""  # "" = batches one after another in the flow process; "dask"
+    dask_address: str = ""  # an existing scheduler (tcp://host:8786); "" = a local cluster
+    dask_workers: int = 2  # workers of the local cluster (one thread each)
+    dask_processes: bool = False  # local workers as processes (threads suffice: batches run
+    # in isolated worker processes either way)
+    in_flight: int = 0  # batches submitted ahead of the one being recorded; 0 = 2 per worker
+
+    def __post_init__(self) -> None:
+        if self.task_runner not in ("", "dask"):
+            msg = (
+                f'orchestration: task_runner={self.task_runner!r}; use "dask" or "" (run '
+                "batches in the flow process); fix [orchestration] in musicdata.toml"
+            )
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
 class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
@@ -147,6 +196,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
+    orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
     # Per-encoding overrides of the paper defaults, e.g. {"remi": {"num_velocities": 16}}.
     encodings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -189,6 +239,7 @@ _SECTION_TYPES: dict[str, type] = {
     "audio": AudioConfig,
     "transcribe": TranscribeConfig,
     "codec": CodecConfig,
+    "orchestration": OrchestrationConfig,
 }
 
 

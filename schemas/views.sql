@@ -121,3 +121,8 @@ GROUP BY q.path;
 -- Training curves and generated samples (migration 0006).
 CREATE OR REPLACE VIEW main.train_metrics AS SELECT * FROM core.train_metrics;
 CREATE OR REPLACE VIEW main.generations AS SELECT * FROM core.generations;
+
+-- Token ids to names (encoding, config_hash, field, id, token): join on token_frequencies with
+-- field_index and token = id, or on the ids unnested from the shards.
+CREATE OR REPLACE VIEW main.vocab AS
+SELECT encoding, config_hash, field_index, field, id, token FROM core.vocab;

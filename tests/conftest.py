@@ -13,6 +13,11 @@ import pytest
 # training steps ~40x slower from oversubscription. Set before torch is first imported.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# Prefect (flows run in its ephemeral mode in tests): no telemetry, a quiet ephemeral server, and
+# time for its first SQLite migration on busy cores. Set before prefect is first imported.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from musicdata.schemas.config import Config, IngestConfig, TokenizeConfig
 from musicdata.workspace import Workspace

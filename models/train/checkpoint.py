@@ -26,6 +26,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from musicdata.schemas.faults import fault
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "Checkpoint",
@@ -55,6 +57,7 @@ def _atomic(final: Path, write: Callable[[Path], None]) -> None:
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
+        fault("train.mid_checkpoint", torn=tmp)  # the kill -9 tests (docs/faults.md)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         tmp.replace(final)
@@ -207,8 +210,12 @@ def load_checkpoint(path: str | Path, *, map_location: str = "cpu") -> Checkpoin
             f"{js_path.name}; pick another one (latest_checkpoint finds complete ones)"
         )
         raise FileNotFoundError(msg)
-    meta = json.loads(js_path.read_text())
-    assert meta.get("format") == CHECKPOINT_FORMAT, (
+    try:
+        meta = json.loads(js_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f"{js_path} is not a checkpoint's JSON ({exc}); {_NO_PICKLE}"
+        raise ValueError(msg) from exc
+    assert isinstance(meta, dict) and meta.get("format") == CHECKPOINT_FORMAT, (
         f"{js_path}: checkpoint format {meta.get('format')} is not {CHECKPOINT_FORMAT}"
     )
     want = meta["safetensors"]["sha256"]
@@ -216,7 +223,27 @@ def load_checkpoint(path: str | Path, *, map_location: str = "cpu") -> Checkpoin
     if got != want:
         msg = f"{st_path} has sha256 {got} but {js_path.name} says {want}: the file is damaged"
         raise ValueError(msg)
+    _refuse_non_safetensors(st_path)
     return Checkpoint(meta, load_file(str(st_path), device=map_location), st_path)
+
+
+_NO_PICKLE = (
+    "checkpoints are safetensors + JSON and are never unpickled (pickle runs code on load); "
+    "convert a trusted torch.save file with safetensors.torch.save_file"
+)
+
+
+def _refuse_non_safetensors(path: Path) -> None:
+    """Refuse a file that is not safetensors (e.g. a torch.save zip or a raw pickle renamed)
+    before any parser reads it, with a message that says what it is."""
+    with path.open("rb") as fh:
+        head = fh.read(9)
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        msg = f"{path} is a pickle (torch.save) file, not safetensors: refused; {_NO_PICKLE}"
+        raise ValueError(msg)
+    if len(head) < 9 or head[8:9] != b"{":
+        msg = f"{path} is not a safetensors file (no safetensors header): refused; {_NO_PICKLE}"
+        raise ValueError(msg)
 
 
 def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
@@ -239,7 +266,10 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
 def prune_checkpoints(
     directory: str | Path, keep_last: int, *, keep: set[int] = frozenset()
 ) -> None:
-    """Delete all but the newest `keep_last` checkpoints (JSON first: never a JSON without data)."""
+    """Delete all but the newest `keep_last` checkpoints (JSON first: never a JSON without data),
+    and the temp files of a save a kill interrupted (called after every save, by the one writer)."""
+    for tmp in Path(directory).glob(".step-*.tmp"):
+        tmp.unlink(missing_ok=True)
     if keep_last <= 0:
         return
     found = list_checkpoints(directory)

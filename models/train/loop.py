@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,23 +46,11 @@ from musicdata.models.train.checkpoint import (
     save_checkpoint,
 )
 from musicdata.models.train.config import TrainConfig, lr_at
+from musicdata.schemas.faults import fault as _fault  # MUSICDATA_FAULT=point:n (kill -9 tests)
 from musicdata.schemas.manifest import ShardManifest
 from musicdata.schemas.training import CheckpointRecord, MetricRecord, TrainRecord
 
 __all__ = ["fit", "init_distributed", "resolve_device"]
-
-_FAULT_COUNTS: dict[str, int] = {}
-
-
-def _fault(point: str) -> None:
-    """Test hook: MUSICDATA_FAULT=point:n kills this process (SIGKILL) the n-th time it passes."""
-    spec = os.environ.get("MUSICDATA_FAULT", "")
-    name, _, nth = spec.partition(":")
-    if name != point:
-        return
-    _FAULT_COUNTS[point] = _FAULT_COUNTS.get(point, 0) + 1
-    if _FAULT_COUNTS[point] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,5 +1,5 @@
 """EnCodec audio tokens via transformers' EncodecModel (the `encodec` package does not import with
-current torch; see ENVIRONMENT.md).
+current torch; see docs/environment.md).
 
 `encodec-32k` is MusicGen's codec (32 kHz mono, 4 codebooks x 2048, 50 Hz); `encodec-24k` is the
 24 kHz model at a selectable bandwidth. Weights come from a local folder or a hub id in `[codec]`,
@@ -96,7 +96,16 @@ def resolve_weights(source: str) -> Path | None:
         return None
     local = Path(source).expanduser()
     if local.is_dir():
-        return local if (local / "config.json").exists() else None
+        if not (local / "config.json").exists():
+            return None
+        if not any(local.glob("*.safetensors")):
+            msg = (
+                f"{local} holds no *.safetensors weights: pickle weights (pytorch_model.bin, "
+                "*.pt) are never loaded, since unpickling runs code; convert them with "
+                "safetensors in a trusted environment"
+            )
+            raise CodecUnavailable(msg)
+        return local
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     try:
         from huggingface_hub import snapshot_download
@@ -176,7 +185,7 @@ def load_model(s: CodecSettings) -> Any:
     from transformers import EncodecConfig, EncodecModel
 
     if s.weights:
-        model = EncodecModel.from_pretrained(s.weights, local_files_only=True)
+        model = EncodecModel.from_pretrained(s.weights, local_files_only=True, use_safetensors=True)
     else:
         torch.manual_seed(s.seed)
         model = EncodecModel(EncodecConfig(**ARCHITECTURES[s.name]))

@@ -1,5 +1,5 @@
 """DuckDB catalog: the record of what every stage did (connection, migrations, reads and writes)."""
 
-from musicdata.catalog.connection import Catalog, CatalogError
+from musicdata.catalog.connection import Catalog, CatalogError, QueryRefused
 
-__all__ = ["Catalog", "CatalogError"]
+__all__ = ["Catalog", "CatalogError", "QueryRefused"]

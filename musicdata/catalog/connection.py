@@ -15,6 +15,7 @@ read outside the shards.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -28,12 +29,17 @@ import duckdb
 import pyarrow as pa
 
 from musicdata.schemas.catalog import Migration, latest_version, migrations, views_sql
+from musicdata.schemas.faults import fault
 
 log = logging.getLogger(__name__)
 
 
 class CatalogError(RuntimeError):
     """The catalog cannot be opened or queried; the message says why and what to do."""
+
+
+class QueryRefused(CatalogError):
+    """An analyst statement that is not one SELECT (a write, ATTACH, COPY, SET, ...)."""
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -109,6 +115,7 @@ class Catalog:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     yield con
+                    fault("catalog.in_transaction")  # statements run, not committed
                 except BaseException:
                     _rollback(con)
                     raise
@@ -142,12 +149,22 @@ class Catalog:
         with self.read() as con:
             return con.sql(sql, params=params or None).to_arrow_table()
 
-    def analyst_query(self, sql: str, readable: list[Path]) -> pa.Table:
+    def analyst_query(
+        self, sql: str, readable: list[Path], *, relative_to: Path | None = None
+    ) -> pa.Table:
         """Run an untrusted analyst's statement: SELECT only, files readable only under
-        `readable` (the workspace's shards), settings locked. Raises CatalogError on refusal."""
+        `readable` (the workspace's shards), settings locked. Raises QueryRefused (a
+        CatalogError) on refusal, duckdb.PermissionException for a file outside `readable`.
+
+        `relative_to` (the workspace root, for the CLI): relative paths in the query resolve
+        against it, so `read_parquet('shards/...')` works from any folder. It changes the
+        process's working directory for the query, so only a single-threaded caller passes it."""
         statement = read_only_statement(sql)
-        with self.read() as con:
-            restrict(con, readable)
+        base = Path(relative_to).resolve() if relative_to is not None else None
+        rel = [Path(d).resolve().relative_to(base) for d in readable] if base else []
+        here = contextlib.chdir(base) if base else contextlib.nullcontext()
+        with self.read() as con, here:
+            restrict(con, [*readable, *rel])
             return con.sql(statement).to_arrow_table()
 
     def migrate(self) -> int:
@@ -214,10 +231,10 @@ def read_only_statement(sql: str) -> str:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
         msg = f"query failed: {exc}"
-        raise CatalogError(msg) from exc
+        raise QueryRefused(msg) from exc
     if len(statements) != 1:
         msg = f"send exactly one statement (got {len(statements)})"
-        raise CatalogError(msg)
+        raise QueryRefused(msg)
     stmt = statements[0]
     kind = stmt.type
     if kind == duckdb.StatementType.EXPLAIN:
@@ -230,7 +247,7 @@ def read_only_statement(sql: str) -> str:
             f"catalog sql is read-only: {name} statements are refused; send one SELECT "
             "(WITH, FROM, DESCRIBE, SUMMARIZE and SHOW are SELECTs too)"
         )
-        raise CatalogError(msg)
+        raise QueryRefused(msg)
     return stmt.query
 
 
@@ -243,7 +260,12 @@ def sql_str(value: str) -> str:
 def restrict(con: duckdb.DuckDBPyConnection, readable: list[Path]) -> None:
     """Limit this (read-only) connection's file access to `readable` folders and lock its
     settings, after the catalog itself is open. Views over the shards keep working."""
-    dirs = ", ".join(sql_str(str(Path(d).resolve()).rstrip("/") + "/") for d in readable)
+    # absolute folders as given; relative ones (see analyst_query) as written, and DuckDB
+    # refuses a path whose `..` climbs out of them
+    dirs = ", ".join(
+        sql_str(str(Path(d).resolve() if Path(d).is_absolute() else Path(d)).rstrip("/") + "/")
+        for d in readable
+    )
     con.execute(f"SET allowed_directories = [{dirs}]")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")

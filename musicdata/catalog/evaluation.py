@@ -6,7 +6,7 @@ Ids are content-derived so a rerun of the same evaluation writes nothing new:
 Lineage: `file:<sha256>` -> `set:<hash>` (stage `metrics-set`), `set:<hash>` -> `eval:<eval_id>`
 (stage `metrics`).
 
-Row contract (the report reads it; see /work/notes/metrics-contract.md): per feature key
+Row contract (the report reads it; see docs/metrics.md): per feature key
 (`pc`, `nc`, `pch`, `pctm`, `pr`, `pi`, `ioi`, `nlh`, `nltm`, `pc_seg`, `nc_seg`, `pch_seg`,
 `ioi_seg`) four metrics `<feature>.kld`, `<feature>.oa`, `<feature>.intra_ref_mean`,
 `<feature>.inter_mean`; the `.oa` row's detail_json carries the plot data.

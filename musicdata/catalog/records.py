@@ -267,3 +267,14 @@ def shard_splits(con: duckdb.DuckDBPyConnection, encoding: str) -> set[str]:
     """Splits that have shards of this encoding (any config)."""
     rows = con.execute("SELECT DISTINCT split FROM core.shards WHERE encoding = ?", [encoding])
     return {r[0] for r in rows.fetchall()}
+
+
+def token_stats(con: duckdb.DuckDBPyConnection, encoding: str, config_hash: str) -> list[dict]:
+    """token_stats rows (per split) of one encoding config: what a tokenize run reports."""
+    cur = con.execute(
+        "SELECT split, pieces, tokens, vocab_size, round(mean_length, 1) AS mean_length, "
+        "max_length FROM main.token_stats WHERE encoding = ? AND config_hash = ? ORDER BY split",
+        [encoding, config_hash],
+    )
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

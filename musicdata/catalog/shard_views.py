@@ -6,7 +6,7 @@ resolves relative ones against the reader's working directory), and the shard se
 encodings are tokenized, so `refresh_shard_views` (re)creates them from `core.shards` /
 `core.encodings`; every analytics command calls it, and the tokenize stage calls it after writing.
 
-Views (names are part of the analyst contract, see README):
+Views (names are part of the analyst contract, see docs/analyst.md):
 - `tokens.<encoding>`: one per encoding (`-` becomes `_`), the shard rows with an `encoding` column.
 - `token_lengths`, `token_length_stats`, `token_length_histogram`, `piece_lengths`,
   `length_vs_remi`, `token_frequencies`, `vocab_fields`, `vocab_coverage`, `unused_tokens`,

@@ -150,3 +150,14 @@ def record_generations(
         for r in rows
     ]
     records.insert_rows(con, "lineage_edges", edges, on_conflict_nothing=True)
+
+
+def curve(con: duckdb.DuckDBPyConnection, train_run_id: str) -> list[dict[str, Any]]:
+    """A train run's loss/NLL per step and split (its training curve as rows)."""
+    cur = con.execute(
+        "SELECT step, split, name, value FROM core.train_metrics WHERE train_run_id = ? "
+        "ORDER BY step, split, name",
+        [train_run_id],
+    )
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

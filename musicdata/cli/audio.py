@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.markup import escape
-
 from musicdata import progress
 from musicdata.cli.common import JsonOpt, app, config_arg, emit, fail, workspace
 from musicdata.cli.pipeline import NoWaitOpt, run_guard
@@ -17,8 +15,10 @@ CODEC_NAMES = ("encodec-24k", "encodec-32k")
 
 @app.command()
 def transcribe(as_json: JsonOpt = False, no_wait: NoWaitOpt = False) -> None:
-    """Transcribe recordings that have no transcription under the current [transcribe] settings
-    (basic-pitch -> MIDI pieces with their recording's split); catches up after --no-transcribe."""
+    """Transcribe recordings to MIDI pieces (basic-pitch); catches up after --no-transcribe.
+
+    Only recordings without a transcription under the current `transcribe` settings of
+    musicdata.toml; each piece keeps its recording's split."""
     progress.enable(not as_json)
     ws = workspace()
     t0 = time.perf_counter()
@@ -46,7 +46,7 @@ def check_codecs(ws: Workspace, names: list[str], allow_untrained: bool) -> None
         try:
             codec_settings(name, ws.config.codec, allow_untrained=allow_untrained)
         except (CodecUnavailable, ValueError) as exc:
-            fail(escape(str(exc)))
+            fail(str(exc), error="codec_unavailable")
 
 
 def usable_codecs(

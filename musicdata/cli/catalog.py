@@ -1,4 +1,5 @@
-"""`musicdata catalog ...`: read-only queries over the DuckDB catalog."""
+"""`musicdata catalog ...`: queries over the DuckDB catalog. Every command but `views` only
+reads; `views` recreates the in-place views over the shards."""
 
 from __future__ import annotations
 
@@ -16,33 +17,51 @@ def catalog_sql(
     query: Annotated[str, typer.Argument(help="SQL over the views (sources, pieces, ...).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Run one read-only SQL statement against the catalog (safe while a pipeline is writing).
+    """Run one read-only SQL query (safe while a pipeline is writing).
 
-    Only SELECT (WITH, FROM, DESCRIBE, SUMMARIZE, SHOW, EXPLAIN SELECT) is accepted; files can be
-    read only under the workspace's shards/, and settings cannot be changed."""
+    Only SELECT (WITH, FROM, DESCRIBE, SUMMARIZE, SHOW, EXPLAIN SELECT) is accepted: no writes,
+    ATTACH, COPY, INSTALL/LOAD or settings. Files can be read only under the workspace's
+    shards/ (relative paths such as 'shards/remi/*/*/*.parquet' resolve against the workspace)."""
     import duckdb
 
-    from musicdata.catalog import CatalogError
+    from musicdata.catalog import CatalogError, QueryRefused
 
     ws = workspace()
     try:
-        rows = ws.catalog.analyst_query(query, readable=[ws.shards_dir]).to_pylist()
+        rows = ws.catalog.analyst_query(
+            query, readable=[ws.shards_dir], relative_to=ws.root
+        ).to_pylist()
+    except QueryRefused as exc:
+        fail(str(exc), error="query_refused", hint=SQL_HINT)
     except CatalogError as exc:
-        fail(str(exc))
+        fail(str(exc), error="catalog")
     except duckdb.PermissionException as exc:
         fail(
-            f"query failed: {exc}\ncatalog sql reads files only under {ws.shards_dir}; if the "
-            "workspace folder moved, run `musicdata catalog views` to point the views there"
+            f"query refused: {exc}",
+            error="query_refused",
+            hint=f"catalog sql reads files only under {ws.shards_dir}; if the workspace folder "
+            "moved, run `musicdata catalog views` to point the views there",
         )
     except duckdb.Error as exc:
-        fail(f"query failed: {exc}")
-    emit({"rows": rows, "count": len(rows)}, as_json, table_text(rows) if rows else "(no rows)")
+        fail(f"query failed: {exc}", error="query_failed", hint=SQL_HINT)
+    emit(
+        {"rows": rows, "count": len(rows), "home": str(ws.root)},
+        as_json,
+        table_text(rows) if rows else "(no rows)",
+    )
+
+
+SQL_HINT = (
+    "send one SELECT over the views (`musicdata catalog stats` lists them; `vocab` names token "
+    "ids); files are readable only under the workspace's shards/"
+)
 
 
 @catalog_app.command("verify")
 def catalog_verify(as_json: JsonOpt = False) -> None:
-    """Check every shard file against the catalog: sha256, piece ids, duplicates across shards,
-    orphan and temp files under shards/. Exits 1 when anything disagrees."""
+    """Check every shard file against the catalog (exit 1 when anything disagrees).
+
+    sha256, piece ids, duplicates across shards, orphan and temp files under shards/."""
     from musicdata.catalog import CatalogError
     from musicdata.catalog.verify import verify
 
@@ -81,7 +100,7 @@ def catalog_verify(as_json: JsonOpt = False) -> None:
 
 @catalog_app.command("stats")
 def catalog_stats(as_json: JsonOpt = False) -> None:
-    """Counts per view, token statistics and quarantine reasons."""
+    """Show counts per view, token statistics and quarantine reasons."""
     from musicdata.catalog import CatalogError, records
 
     ws = workspace()
@@ -134,7 +153,7 @@ def catalog_lineage(
     width: Annotated[int, typer.Option(help="Children shown per node in the tree.")] = 10,
     as_json: JsonOpt = False,
 ) -> None:
-    """Walk the lineage graph: which raw files fed this checkpoint, what a file became."""
+    """Walk the lineage graph: which raw files fed a checkpoint, what a file became."""
     from musicdata.catalog import CatalogError, publishing  # noqa: F401 - registers publish:
     from musicdata.catalog.lineage import lineage, node_kind, resolve
 
@@ -210,16 +229,18 @@ def _lineage_tree(graph: Any, width: int) -> Any:
 
 @catalog_app.command("views")
 def catalog_views(as_json: JsonOpt = False) -> None:
-    """(Re)create the in-place views over the token shards (after new shards, or after the
-    workspace folder moved) and list them."""
+    """Recreate the in-place views over the shards (writes; after the workspace moved).
+
+    The pipeline refreshes them itself after new shards; run this after moving the workspace
+    folder (the views hold absolute paths) and to list them."""
     from musicdata.catalog import CatalogError
     from musicdata.catalog.shard_views import refresh_shard_views
+    from musicdata.store.vocab import backfill_vocab
 
     ws = workspace()
-    if not ws.catalog_path.exists():
-        fail(f"no catalog at {ws.catalog_path}; run `musicdata ingest` first (or check --home)")
     try:
         with ws.catalog.write() as con:  # one short transaction; also migrates an old catalog
+            vocab_rows = backfill_vocab(con)  # configs tokenized before the `vocab` view
             names = refresh_shard_views(con, ws.root)
         rows = ws.catalog.query(
             "SELECT view_name, encoding, kind, n_fields, len(config_hashes) AS configs "
@@ -228,7 +249,7 @@ def catalog_views(as_json: JsonOpt = False) -> None:
     except CatalogError as exc:
         fail(str(exc))
     emit(
-        {"home": str(ws.root), "views": names, "shard_views": rows},
+        {"home": str(ws.root), "views": names, "shard_views": rows, "vocab_rows_added": vocab_rows},
         as_json,
         *([table_text(rows)] if rows else ["(no token shards yet)"]),
         "analyst views: " + ", ".join(n.removeprefix("main.") for n in names if "main." in n),

@@ -29,28 +29,38 @@ def metrics(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare GEN_DIR to REF_DIR: per feature, intra-ref and inter-set distance densities,
-    their KL divergence and overlap area. Files that fail to parse are skipped and listed."""
+    """Compare a generated set of MIDI files to a reference set (mgeval metrics).
+
+    Per feature: intra-ref and inter-set distance densities, their KL divergence and overlap
+    area. Files that fail to parse are skipped and listed. With --record (the default) the
+    results go into the workspace's catalog."""
     from musicdata.catalog import CatalogError
     from musicdata.metrics import FeatureConfig
     from musicdata.stages.metrics import evaluate_folders, record_evaluation
 
     for d in (ref_dir, gen_dir):
         if not d.is_dir():
-            fail(f"{d} is not a folder; pass two folders of MIDI files (REF_DIR GEN_DIR)")
+            fail(
+                f"{d} is not a folder",
+                error="usage",
+                hint="pass two folders of MIDI files: REF_DIR GEN_DIR",
+            )
     t0 = time.perf_counter()
     try:
         ev = evaluate_folders(ref_dir, gen_dir, feature_config=FeatureConfig(n_segments=segments))
     except ValueError as exc:
-        fail(str(exc))
+        fail(str(exc), error="metrics")
     summary = ev.summary()
+    # durations are numbers: the total in `seconds`, the parts in `timings`
+    summary["timings"] = summary.pop("seconds")
     summary["recorded"] = False
+    summary["home"] = None  # no workspace used unless the results are recorded
     if record:
-        ws = workspace()
+        ws = workspace(create=True)  # recording results is bringing data in
         try:
             summary["rows_new"] = record_evaluation(ws.catalog, ev)
         except CatalogError as exc:
-            fail(str(exc))
+            fail(str(exc), error="catalog")
         summary["recorded"] = True
         summary["home"] = str(ws.root)
     if plot is not None:
@@ -58,7 +68,7 @@ def metrics(
 
         details = [r | {"feature": k} for k, r in ev.results.items()]
         summary["plot"] = str(plot_evaluation(details, plot))
-    summary["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
     for s in summary["skipped"]:
         err.print(f"[yellow]skipped[/yellow] {s['path']}: {s['reason']} ({s['detail']})")
     emit(summary, as_json, _table(ev.results), _footer(summary))
@@ -87,7 +97,7 @@ def _table(results: dict[str, dict[str, Any]]) -> Table:
 def _footer(s: dict[str, Any]) -> str:
     lines = [
         f"eval {s['eval_id']}: {s['n_ref']} reference vs {s['n_gen']} generated pieces, "
-        f"{len(s['skipped'])} file(s) skipped, {s['seconds']['total']} s"
+        f"{len(s['skipped'])} file(s) skipped, {s['seconds']:.1f} s"
     ]
     degenerate = [f"{k}: {'; '.join(v['degenerate'])}" for k, v in s["features"].items()]
     lines += [f"* {d}" for d in degenerate if not d.endswith(": ")]

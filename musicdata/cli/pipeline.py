@@ -17,6 +17,7 @@ from musicdata.cli.common import (
     JsonOpt,
     app,
     config_arg,
+    did_you_mean,
     emit,
     err,
     fail,
@@ -38,32 +39,39 @@ NoWaitOpt = Annotated[
 @contextmanager
 def run_guard(ws: Workspace, stage: str, no_wait: bool, as_json: bool) -> Iterator[None]:
     """Hold the workspace run lock for the command, and turn a busy workspace or a machine fault
-    (full disk, read-only, I/O error) into one clear message (and one JSON object with --json)
-    instead of a traceback. Exit codes: 3 busy, 4 environment fault, 5 shards disagree with the
-    catalog (`catalog verify`)."""
+    (full disk, read-only, I/O error) into one clear message (and one JSON error object with
+    --json) instead of a traceback. Exit codes: 3 busy, 4 environment fault, 5 shards disagree
+    with the catalog (`catalog verify`)."""
     from musicdata.catalog.verify import ShardsDisagree
     from musicdata.fsutil import WorkspaceWriteError, is_environment_error, workspace_write_error
     from musicdata.workspace import WorkspaceBusy
 
-    code, reason, message = 0, "", ""
+    code, reason, message, hint = 0, "", "", None
     try:
         with ws.run_lock(stage, wait=not no_wait):
             yield
     except WorkspaceBusy as exc:
         code, reason, message = 3, "busy", str(exc)
+        hint = "wait for that run to finish, or run without --no-wait to wait for it"
     except WorkspaceWriteError as exc:
         code, reason, message = 4, "environment", str(exc)
     except ShardsDisagree as exc:
         code, reason, message = 5, "catalog_mismatch", str(exc)
+        hint = "run `musicdata catalog verify` to list what disagrees"
     except Exception as exc:  # only the machine's faults are turned into a message; others re-raise
         if not is_environment_error(exc, ws.root):
             raise
         code, reason, message = 4, "environment", str(workspace_write_error(exc, ws.root))
     if code:
-        if as_json:
-            emit({"error": reason, "message": message, "home": str(ws.root)}, True)
-        err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-        raise typer.Exit(code)
+        # `message` repeats `detail` for scripts written against the first error shape
+        fail(
+            message,
+            error=reason,
+            hint=hint,
+            code=code,
+            extra={"message": message},
+            as_json=as_json,
+        )
 
 
 def _run_id(stage: str) -> str:
@@ -145,15 +153,21 @@ def ingest(
     ] = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
-    """Ingest MIDI and audio: hash, parse in isolation, validate, dedup, split; quarantine broken
-    files; transcribe recordings to MIDI (basic-pitch) unless --no-transcribe."""
+    """Bring MIDI and audio in (creates the workspace if needed).
+
+    Hashes, parses in isolation, validates, dedups and splits every file; quarantines broken
+    files with a reason; transcribes recordings to MIDI (basic-pitch) unless --no-transcribe."""
     from musicdata.ingest.hub import is_hub_source
 
     paths = [i if i.startswith("hf://") else Path(i) for i in inputs]
     if not any(is_hub_source(p) or Path(p).exists() for p in paths):
-        fail(f"none of the inputs exist: {', '.join(inputs)}")
+        fail(
+            f"none of the inputs exist: {', '.join(inputs)}",
+            error="no_inputs",
+            hint="pass MIDI/audio files, folders, archives or hf://ORG/NAME",
+        )
     progress.enable(not as_json)
-    ws = workspace()
+    ws = workspace(create=True)
     t0 = time.perf_counter()
     with run_guard(ws, "ingest", no_wait, as_json):  # a busy workspace refuses before Prefect
         summary = run_ingest(ws, paths, False if no_transcribe else None)
@@ -181,7 +195,13 @@ def _ingest_text(s: dict[str, Any]) -> str:
 @app.command()
 def tokenize(
     encoding: Annotated[
-        list[str] | None, typer.Option("--encoding", "-e", help="Encoding name; repeatable.")
+        list[str] | None,
+        typer.Option(
+            "--encoding",
+            "-e",
+            metavar="NAME",
+            help="Encoding name (see `musicdata encodings list`); repeatable.",
+        ),
     ] = None,
     all_encodings: Annotated[
         bool,
@@ -200,8 +220,11 @@ def tokenize(
     ] = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
-    """Tokenize every ingested piece into Parquet shards (resumable; reruns do only new work);
-    encodec-32k / encodec-24k encode every recording into audio-code shards."""
+    """Turn every ingested piece into Parquet token shards, per encoding.
+
+    Resumable: a rerun does only new work. Learned vocabularies (remi-bpe, ...) train on the
+    train split first; encodec-32k / encodec-24k encode every recording into audio-code
+    shards."""
     from musicdata.cli.audio import CODEC_NAMES, check_codecs, run_codec_tokenize, usable_codecs
     from musicdata.encodings import REGISTRY, available
 
@@ -210,10 +233,19 @@ def tokenize(
     codecs = [n for n in names if n in CODEC_NAMES]
     names = [n for n in names if n not in CODEC_NAMES]
     if not names and not codecs:
-        fail("name an encoding with --encoding NAME (or --all); available: " + ", ".join(known))
+        fail(
+            "name an encoding with --encoding NAME (or --all)",
+            error="no_encoding",
+            hint="available: " + ", ".join(known),
+        )
     unknown = [n for n in names if n not in available()]
     if unknown:
-        fail(f"unknown encoding(s) {unknown}; available: {', '.join(known)}")
+        hints = [did_you_mean(n, known) for n in unknown]
+        fail(
+            f"unknown encoding(s) {', '.join(unknown)}",
+            error="unknown_encoding",
+            hint="; ".join(h for h in hints if h) or "available: " + ", ".join(known),
+        )
     progress.enable(not as_json)
     ws = workspace()
     skipped_codecs: dict[str, str] = {}
@@ -222,7 +254,10 @@ def tokenize(
     check_codecs(ws, codecs, allow_untrained)
     t0 = time.perf_counter()
     with run_guard(ws, "tokenize", no_wait, as_json):  # a busy workspace refuses before Prefect
-        results = run_tokenize(ws, names) if names else []
+        try:
+            results = run_tokenize(ws, names) if names else []
+        except ValueError as exc:  # e.g. a learned vocabulary with no train-split pieces
+            fail(str(exc), error="tokenize", as_json=as_json)
         results += run_codec_tokenize(ws, codecs, allow_untrained) if codecs else []
     summary = {
         "encodings": results,
@@ -250,21 +285,25 @@ EXAMPLE_QUERY = (
 @app.command()
 def demo(
     as_json: JsonOpt = False,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N demo works.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(metavar="N", help="Use only the first N demo works.")
+    ] = None,
     train: Annotated[
         bool, typer.Option("--train/--no-train", help="Also train, evaluate and sample NMT.")
     ] = True,
     no_wait: NoWaitOpt = False,
 ) -> None:
-    """The main job on the embedded default: real public-domain scores -> ingest -> shards in
-    every symbolic encoding (compression/fidelity table) -> train the Nested Music Transformer
-    on nb-pf (debug preset) -> NLL on the test split -> generated MIDI."""
+    """Run the whole pipeline on real public-domain scores (creates the workspace).
+
+    music21's scores -> ingest -> shards in every symbolic encoding (compression/fidelity
+    table) -> train the Nested Music Transformer on nb-pf (debug preset) -> NLL on the test
+    split -> generated MIDI."""
     from musicdata.cli.encodings import COMPARE_QUERY
     from musicdata.demo import build_demo_corpus
     from musicdata.encodings import REGISTRY
 
     progress.enable(not as_json)
-    ws = workspace()
+    ws = workspace(create=True)
     t0 = time.perf_counter()
     corpus = ws.root / "demo-corpus"
     if not as_json:

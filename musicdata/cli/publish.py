@@ -52,14 +52,20 @@ def publish(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Publish shards to the Hugging Face Hub: one config per encoding, Parquet per split,
-    tokenizer configs and a dataset card. With --out and no --repo-id: stage only (dry run)."""
+    """Publish shards as a Hugging Face Hub dataset (with --out alone: a dry run).
+
+    One config per encoding, Parquet per split, tokenizer configs and a dataset card. With
+    --out and no --repo-id it stops after staging the folder (no network, no token)."""
     from musicdata.datasets import ConfigChoiceError
     from musicdata.publish import PublishError
     from musicdata.publish import publish as run_publish
 
     if repo_id is None and out is None:
-        fail("give --repo-id ORG/NAME to upload, or --out DIR alone for a dry run")
+        fail(
+            "nothing to publish to",
+            error="usage",
+            hint="give --repo-id ORG/NAME to upload, or --out DIR alone for a dry run",
+        )
     ws = workspace()
     try:
         summary = run_publish(
@@ -74,8 +80,7 @@ def publish(
             allow_unknown_license=allow_unknown_license,
         )
     except (PublishError, ConfigChoiceError, FileExistsError, FileNotFoundError) as exc:
-        fail(str(exc))
-        return
+        fail(str(exc), error="publish")
     emit(summary, as_json, *_text(summary))
 
 

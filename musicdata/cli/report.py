@@ -14,7 +14,8 @@ from musicdata.cli.common import JsonOpt, app, emit, fail, workspace
 @app.command()
 def report(
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default <home>/report).")
+        Path | None,
+        typer.Option("--out", metavar="DIR", help="Output folder (default <home>/report)."),
     ] = None,
     token_names: Annotated[
         bool,
@@ -25,14 +26,14 @@ def report(
     ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write an HTML report: length histograms, compression vs remi, vocabulary usage,
-    quarantine reasons, audio hours, training curves and metrics (open index.html)."""
+    """Write an HTML report of the workspace (open index.html).
+
+    Length histograms, compression vs remi, vocabulary usage, quarantine reasons, audio hours,
+    training curves and metrics."""
     from musicdata.catalog import CatalogError
     from musicdata.report import build_report
 
     ws = workspace()
-    if not ws.catalog_path.exists():
-        fail(f"no catalog at {ws.catalog_path}; run `musicdata ingest` first (or check --home)")
     t0 = time.perf_counter()
     try:
         rep = build_report(ws, out, token_names=token_names)

@@ -63,7 +63,7 @@ def train(
     as_json: JsonOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
-    """Train a model on an encoding's shards; checkpoints, curves, lineage land in the catalog."""
+    """Train a model on an encoding's shards (checkpoints, curves and lineage in the catalog)."""
     progress.enable(not as_json)
     overrides = {"sub_decoder": sub_decoder} if sub_decoder else None
     kwargs: dict[str, Any] = dict(
@@ -116,7 +116,7 @@ def evaluate(
     as_json: JsonOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
-    """NLL (mean, bits per token, per sub-token) of a train run's checkpoint on a split."""
+    """Measure a checkpoint's NLL on a split (mean, bits per token, per sub-token)."""
     s = run_model_stage(
         "evaluate",
         no_wait,
@@ -151,7 +151,7 @@ def generate(
     as_json: JsonOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
-    """Sample pieces from a checkpoint into MIDI files, recorded with lineage to the checkpoint."""
+    """Sample MIDI pieces from a checkpoint (recorded with lineage to it)."""
     s = run_model_stage(
         "generate",
         no_wait,

@@ -49,7 +49,7 @@ def variations(
     as_json: JsonOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
-    """Variations of a MIDI file by a Cadenza Composer + Performer, with similarity figures."""
+    """Vary a MIDI file with a Cadenza Composer + Performer (with similarity figures)."""
     if prior == (input_midi is not None):
         fail("pass either --input FILE.mid (variations) or --prior (unconditional), not both")
     ws = workspace()

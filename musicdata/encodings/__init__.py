@@ -1,10 +1,11 @@
-"""Encoding registry: registry names are part of the interface (DESIGN.md)."""
+"""Encoding registry: registry names are part of the interface (docs/design.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from musicdata.encodings import miditok_import  # noqa: F401  first: MidiTok without torch
 from musicdata.encodings.base import Encoding, EncodingError
 from musicdata.encodings.cp import CompoundWord
 from musicdata.encodings.learned import MidiLikeBPE, RemiBPE, RemiUnigram
@@ -43,8 +44,27 @@ def get_encoding(name: str, overrides: Mapping[str, Any] | None = None) -> Encod
     return cls(overrides)
 
 
+def workspace_encoding(config: Any, name: str) -> Encoding:
+    """An encoding as a workspace configures it: `[encodings.<name>]` overrides plus the
+    `[ingest] normalize` setting (an encoding parameter, so it changes the config hash)."""
+    from musicdata.encodings.normalize import normalization_params
+
+    overrides = dict(config.encodings.get(name) or {})
+    ingest = config.ingest
+    overrides.update(normalization_params(ingest.normalize, ingest.max_duration_quarters))
+    return get_encoding(name, overrides)
+
+
 def available() -> list[str]:
     return sorted(REGISTRY) + sorted(LEARNED)
 
 
-__all__ = ["LEARNED", "REGISTRY", "Encoding", "EncodingError", "available", "get_encoding"]
+__all__ = [
+    "LEARNED",
+    "REGISTRY",
+    "Encoding",
+    "EncodingError",
+    "available",
+    "get_encoding",
+    "workspace_encoding",
+]

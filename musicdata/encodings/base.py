@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from musicdata.encodings.fidelity import EPS, Resolution, grid_tolerance
+from musicdata.encodings.normalize import PARAM as NORMALIZE_PARAM
+from musicdata.encodings.normalize import apply_params
 from musicdata.schemas.config import config_hash
 
 # Real corpora have cut time, 3/2 chorales, 6/8 jigs and 7/8 dances; MidiTok's default range has
@@ -72,7 +74,9 @@ class Encoding(ABC):
     note_offs: ClassVar[bool] = False  # durations come from pairing note-off events
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
-        unknown = set(overrides or {}) - set(self.defaults)
+        # `normalize` (a workspace's [ingest] normalization, normalize.normalization_params) is
+        # accepted by every encoding: hashed with its params, applied by `prepare`.
+        unknown = set(overrides or {}) - set(self.defaults) - {NORMALIZE_PARAM}
         if unknown:
             msg = (
                 f"[encodings.{self.name}]: unknown parameter(s) {sorted(unknown)}; "
@@ -88,6 +92,10 @@ class Encoding(ABC):
     @property
     @abstractmethod
     def vocab_size(self) -> int: ...
+
+    def prepare(self, score: Any) -> Any:
+        """The score this encoding tokenizes: normalized when its params say so, else as is."""
+        return apply_params(score, self.params.get(NORMALIZE_PARAM))
 
     @abstractmethod
     def encode(self, score: Any) -> np.ndarray:
@@ -145,7 +153,11 @@ class MidiTokEncoding(Encoding):
     def tokenizer(self) -> Any:
         import miditok
 
-        params = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in self.params.items()}
+        params = {
+            k: (dict(v) if isinstance(v, Mapping) else v)
+            for k, v in self.params.items()
+            if k != NORMALIZE_PARAM  # applied to the score by `prepare`, not a MidiTok setting
+        }
         beat_res = params.pop("beat_res", None)
         if beat_res is not None:  # TOML/JSON keys are strings "0-4"; MidiTok wants (0, 4) tuples
             params["beat_res"] = {_range_key(k): v for k, v in beat_res.items()}

@@ -11,7 +11,12 @@ The trained tokenizer is saved beside the shards and its sha256 recorded in the 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +28,13 @@ from musicdata.schemas.config import config_hash
 
 # Not hashed: where the trained file lives and its digest (both follow from the hashed params).
 _UNHASHED = ("tokenizer_file", "tokenizer_sha256")
+
+log = logging.getLogger(__name__)
+
+# A vocabulary that leaves a training bar at this many tokens or fewer has memorized its training
+# set (whole bars became single tokens): the ids are shorter but each is seen about once.
+MEMORIZED_TOKENS_PER_BAR = 1.5
+_SAMPLE_BARS = 2000  # bars re-encoded after training to measure that
 
 
 class LearnedEncoding(MidiTokEncoding):
@@ -71,22 +83,80 @@ class LearnedEncoding(MidiTokEncoding):
     def vocab_size(self) -> int:
         return len(self.tokenizer)
 
-    def train(self, blobs: Sequence[Path], out: Path) -> None:
-        """Train on the given MIDI blobs and save the tokenizer to `out`."""
+    def train(self, blobs: Sequence[Path], out: Path) -> TrainingReport:
+        """Train on the given MIDI blobs and save the tokenizer to `out`; warns (log, shown by
+        the CLI) when the training set is too small for the requested vocabulary."""
         tok = self.base(self.base_params()).tokenizer
-        tok.train(
-            vocab_size=int(self.params["vocab_size"]),
-            model=self.model,
-            iterator=_BarIterator(tok, list(blobs)),
+        base_size = len(tok)
+        bars = _BarIterator(tok, list(blobs))
+        with _stdout_to_stderr():  # the trainer's progress bar must not reach a --json stdout
+            tok.train(vocab_size=int(self.params["vocab_size"]), model=self.model, iterator=bars)
+        encoded = tok._model.encode_batch([[b] for b in bars.sample], is_pretokenized=True)
+        report = TrainingReport(
+            encoding=self.name,
+            pieces=len(blobs),
+            bars=bars.n_bars,
+            base_tokens=bars.n_tokens,
+            base_vocab=base_size,
+            requested_vocab=int(self.params["vocab_size"]),
+            learned_vocab=len(tok),
+            sample_bars=len(bars.sample),
+            sample_base_tokens=sum(len(b) for b in bars.sample),
+            sample_learned_tokens=sum(len(e.ids) for e in encoded),
         )
+        if report.memorized:
+            log.warning("%s", report.warning())
         tok.save(out)
+        return report
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """What a learned vocabulary was trained on and what it does to its own training bars."""
+
+    encoding: str
+    pieces: int
+    bars: int
+    base_tokens: int
+    base_vocab: int
+    requested_vocab: int
+    learned_vocab: int
+    sample_bars: int
+    sample_base_tokens: int
+    sample_learned_tokens: int
+
+    @property
+    def tokens_per_bar(self) -> float:
+        """Mean tokens of a training bar after training (before: base_tokens / bars)."""
+        return self.sample_learned_tokens / max(self.sample_bars, 1)
+
+    @property
+    def memorized(self) -> bool:
+        return self.sample_bars > 0 and self.tokens_per_bar <= MEMORIZED_TOKENS_PER_BAR
+
+    def warning(self) -> str:
+        before = self.base_tokens / max(self.bars, 1)
+        # about 100 base tokens of training data per learned token keeps merges frequent
+        suggested = self.base_vocab + max(self.base_tokens // 100, 1)
+        return (
+            f"{self.encoding}: the training set is too small for vocab_size "
+            f"{self.requested_vocab}: {self.pieces} train-split pieces ({self.bars} bars, "
+            f"{self.base_tokens} base tokens) gave {self.learned_vocab - self.base_vocab} "
+            f"learned tokens that memorize them: a training bar went from {before:.1f} tokens to "
+            f"{self.tokens_per_bar:.1f}, so most new ids occur about once. Ingest more MIDI "
+            f"into the train split, or set `[encodings.{self.encoding}] vocab_size = "
+            f"{suggested}` (or lower) in musicdata.toml"
+        )
 
 
 class _BarIterator:
-    """MidiTok's TokTrainingIterator for extension-less blobs: base token bytes per bar."""
+    """MidiTok's TokTrainingIterator for extension-less blobs: base token bytes per bar. Counts
+    bars and base tokens, and keeps the first bars to measure the trained vocabulary on."""
 
     def __init__(self, tokenizer: Any, paths: list[Path]) -> None:
         self.tokenizer, self.paths = tokenizer, paths
+        self.n_bars = self.n_tokens = 0
+        self.sample: list[str] = []
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -94,12 +164,39 @@ class _BarIterator:
     def __iter__(self) -> Iterator[str]:
         import symusic
 
+        self.n_bars = self.n_tokens = 0
+        self.sample = []
         for path in self.paths:
             score = symusic.Score.from_midi(path.read_bytes())
             seq = self.tokenizer(score, encode_ids=False)
             for bar in seq.split_per_bars():
                 if len(bar):
-                    yield from _as_list(self.tokenizer._ids_to_bytes(bar.ids, as_one_str=True))
+                    for chunk in _as_list(self.tokenizer._ids_to_bytes(bar.ids, as_one_str=True)):
+                        self.n_bars += 1
+                        self.n_tokens += len(chunk)
+                        if len(self.sample) < _SAMPLE_BARS:
+                            self.sample.append(chunk)
+                        yield chunk
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr for a while (Hugging Face `tokenizers` writes its
+    progress bar from Rust, past sys.stdout)."""
+    try:
+        out, errfd = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real descriptors (a notebook): leave it
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(out)
+    try:
+        os.dup2(errfd, out)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, out)
+        os.close(saved)
 
 
 def _as_list(value: str | list[str]) -> list[str]:

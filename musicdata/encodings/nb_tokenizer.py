@@ -8,15 +8,19 @@ token per note; sub-tokens (metric-first order, `nb-mf`):
 `type` is the metric sub-token: `NewTimeSig_<n>/<d>` (a new time signature starts a new bar and
 beat), `NewBar` (same time signature, new bar + new beat), `NewBeat` (same bar, new beat),
 `SameBeat` (same onset as the previous note), plus `EmptyBar`, `SOS` and `EOS`. `beat` is the
-onset position in the bar on the tokenizer's grid. Pitch-first (`nb-pf`) reorders the fields to
+onset position in the bar on a grid of `positions_per_quarter` (per quarter, as the reference
+code: in x/2 meters a per-beat grid of 12 could not hold 16ths). With `duration_bins` the duration
+sub-token is the official bin in grid steps; `max_empty_bars` keeps at most that many empty bars
+in a row (the reference code keeps 4). Pitch-first (`nb-pf`) reorders the fields to
 pitch, duration, velocity, type, beat, ... and applies the paper's compound shift: step t carries
 the metric sub-tokens of note t and the pitch/duration/velocity of note t-1 (so step 0, SOS, has
 no note and the EOS step carries the last note).
 
 As in the paper's preprocessing, notes with the same onset, instrument and pitch are merged into
 one (the longest is kept): NB is lossy by design and the fidelity measure reports it. The
-reference code's semitone-collision pruning is not reproduced (a deviation; issue 12 reports it
-firing on 26 of 122 chorale files). The pitch range is inclusive, as MidiTok's. One extension,
+reference code's other reductions (semitone-collision pruning, instrument categories, ...) belong
+to the `pop`/`sod` presets (nb_presets.py), applied before this tokenizer. The pitch range is
+inclusive, as MidiTok's. One extension,
 documented: when a time signature changes on a bar without notes, a note-less
 `NewTimeSig_<n>/<d>` token marks it, so decoding keeps bar lengths exact.
 
@@ -31,7 +35,7 @@ from typing import Any
 import miditok
 from miditok.classes import Event, TokSequence
 from miditok.constants import DEFAULT_VELOCITY, MIDI_INSTRUMENTS, TIME_SIGNATURE
-from miditok.utils import compute_ticks_per_bar, compute_ticks_per_beat
+from miditok.utils import compute_ticks_per_bar
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 IGNORE = "Ignore_None"
@@ -45,6 +49,13 @@ class NBTokenizer(miditok.MusicTokenizer):
     def _tweak_config_before_creating_voc(self) -> None:
         cfg = self.config
         cfg.additional_params.setdefault("nb_order", "mf")
+        extra = cfg.additional_params
+        extra.setdefault("positions_per_quarter", cfg.max_num_pos_per_beat)
+        per_q = int(extra["positions_per_quarter"])
+        assert cfg.max_num_pos_per_beat % (2 * per_q) == 0 or cfg.max_num_pos_per_beat == per_q, (
+            f"NB: MidiTok's grid ({cfg.max_num_pos_per_beat} per beat) must hold "
+            f"{per_q} per quarter in x/2 meters: use {2 * per_q} per beat in beat_res"
+        )
         assert cfg.additional_params["nb_order"] in {"mf", "pf"}, "nb_order is 'mf' or 'pf'"
         cfg.use_rests = cfg.use_sustain_pedals = cfg.use_pitch_bends = False
         cfg.use_control_changes = cfg.use_pitch_intervals = cfg.use_key_signatures = False
@@ -66,6 +77,14 @@ class NBTokenizer(miditok.MusicTokenizer):
         self.vocab_types_idx["PitchDrum"] = self.vocab_types_idx["Pitch"]
 
     @property
+    def per_quarter(self) -> int:
+        return int(self.config.additional_params.get("positions_per_quarter", 12))
+
+    @property
+    def duration_bins(self) -> list[int] | None:
+        return self.config.additional_params.get("duration_bins") or None
+
+    @property
     def pitch_first(self) -> bool:
         return self.config.additional_params.get("nb_order", "mf") == "pf"
 
@@ -73,15 +92,18 @@ class NBTokenizer(miditok.MusicTokenizer):
 
     def _create_base_vocabulary(self) -> list[list[str]]:
         cfg = self.config
-        max_beats = max(ts[0] for ts in self.time_signatures)
+        bar_positions = max(n * 4 * self.per_quarter // d for n, d in self.time_signatures)
+        bins = self.duration_bins
         per_field: dict[str, list[str]] = {
             "Type": [f"Type_{t}" for t in METRIC_TYPES]
             + [f"Type_NewTimeSig_{n}/{d}" for n, d in self.time_signatures],
-            "Beat": [f"Beat_{i}" for i in range(cfg.max_num_pos_per_beat * max_beats)],
+            "Beat": [f"Beat_{i}" for i in range(bar_positions)],
             "Program": [f"Program_{p}" for p in cfg.programs],
             # MidiTok's pitch ranges are inclusive (its preprocessing keeps pitch_range[1])
             "Pitch": [f"Pitch_{i}" for i in range(cfg.pitch_range[0], cfg.pitch_range[1] + 1)],
-            "Duration": [f"Duration_{'.'.join(map(str, d))}" for d in self.durations],
+            "Duration": [f"Duration_{b}" for b in bins]
+            if bins
+            else [f"Duration_{'.'.join(map(str, d))}" for d in self.durations],
             "Velocity": [f"Velocity_{v}" for v in self.velocities],
         }
         if cfg.use_pitchdrum_tokens:
@@ -103,13 +125,15 @@ class NBTokenizer(miditok.MusicTokenizer):
         cur_ts = TIME_SIGNATURE
         pending_ts: dict[int, tuple[int, int]] = {0: cur_ts}  # bar -> signature not yet shown
         ts_bar = ts_tick = 0  # bar index and tick where the current time signature began
-        ticks_bar, ticks_pos = self._bar_pos_ticks(cur_ts, time_division)
+        ticks_bar = compute_ticks_per_bar(TimeSignature(0, *cur_ts), time_division)
         tempos = self.tempos
         tempo = next((e.value for e in events if e.type_ == "Tempo"), None)
         if tempo is None:  # the closest tempo in the vocabulary to MidiTok's default
             tempo = float(tempos[abs(tempos - self.default_tempo).argmin()])
         chord, program = "N", 0
         prev_bar, prev_pos = -1, -1
+        step = time_division // self.per_quarter  # ticks per grid position
+        cap = int(self.config.additional_params.get("max_empty_bars", 0))
         out: list[dict[str, Any]] = [{"Type": "SOS"}]
         merged: dict[tuple[int, int, int], dict[str, Any]] = {}
 
@@ -119,7 +143,7 @@ class NBTokenizer(miditok.MusicTokenizer):
                 ts_bar += (ev.time - ts_tick) // ticks_bar
                 ts_tick = ev.time
                 pending_ts[ts_bar] = cur_ts
-                ticks_bar, ticks_pos = self._bar_pos_ticks(cur_ts, time_division)
+                ticks_bar = compute_ticks_per_bar(TimeSignature(0, *cur_ts), time_division)
             elif ev.type_ == "Tempo":
                 tempo = ev.value
             elif ev.type_ == "Chord":
@@ -127,17 +151,27 @@ class NBTokenizer(miditok.MusicTokenizer):
             elif ev.type_ == "Program":
                 program = ev.value
             elif ev.type_ in {"Pitch", "PitchDrum"}:
-                bar = ts_bar + (ev.time - ts_tick) // ticks_bar
-                pos = (ev.time - ts_tick - (bar - ts_bar) * ticks_bar) // ticks_pos
+                # onset on the per-quarter grid (MidiTok's grid is finer in x/4 and x/8)
+                t = ts_tick + (2 * (ev.time - ts_tick) + step) // (2 * step) * step
+                bar = ts_bar + (t - ts_tick) // ticks_bar
+                pos = (t - ts_tick - (bar - ts_bar) * ticks_bar) // step
                 vel, dur = events[i + 1].value, events[i + 2].value
-                key = (ev.time, program, int(ev.value) if ev.type_ == "Pitch" else -1 - ev.value)
+                length = _dur_beats(dur) * 4 / cur_ts[1]  # quarters
+                if self.duration_bins:
+                    dur = self._nearest_bin(length)
+                key = (t, program, int(ev.value) if ev.type_ == "Pitch" else -1 - ev.value)
                 if key in merged:  # NB de-duplication: same onset, instrument and pitch
-                    if _dur_beats(dur) > _dur_beats(merged[key]["Duration"]):
+                    if length > merged[key]["length"]:
                         merged[key]["Duration"], merged[key]["Velocity"] = dur, vel
+                        merged[key]["length"] = length
                     continue
                 if bar > prev_bar:
+                    run = 0  # empty bars in a row; a time signature change is always shown
                     for empty in range(prev_bar + 1, bar):  # bars without notes
                         ts = pending_ts.pop(empty, None)
+                        if ts is None and cap and run >= cap:
+                            continue
+                        run += 1
                         kind = f"NewTimeSig_{ts[0]}/{ts[1]}" if ts else "EmptyBar"
                         out.append({"Type": kind})
                     ts = pending_ts.pop(bar, None)
@@ -154,7 +188,7 @@ class NBTokenizer(miditok.MusicTokenizer):
                     "Pitch": ev.value,
                     "Duration": dur,
                     "Velocity": vel,
-                    "time": ev.time,
+                    "length": length,
                 }
                 merged[key] = token
                 out.append(token)
@@ -162,10 +196,11 @@ class NBTokenizer(miditok.MusicTokenizer):
         out.append({"Type": "EOS"})
         return self._to_events(out)
 
-    def _bar_pos_ticks(self, ts: tuple[int, int], time_division: int) -> tuple[int, int]:
-        ticks_bar = compute_ticks_per_bar(TimeSignature(0, *ts), time_division)
-        beat = compute_ticks_per_beat(ts[1], time_division)
-        return ticks_bar, beat // self.config.max_num_pos_per_beat
+    def _nearest_bin(self, quarters: float) -> str:
+        """A duration in quarters -> the nearest official bin (grid steps; first on ties)."""
+        bins = self.duration_bins or []
+        steps = quarters * self.per_quarter
+        return str(min(bins, key=lambda b: abs(b - steps)))
 
     def _to_events(self, tokens: list[dict[str, Any]]) -> list[list[Event]]:
         """Dict tokens -> MidiTok compound Events in field order (with the PF shift). Events are
@@ -251,7 +286,7 @@ class NBTokenizer(miditok.MusicTokenizer):
         ts_changes: list[TimeSignature] = []
         tempos: list[Tempo] = []
         bar, bar_tick, ticks_bar = -1, 0, compute_ticks_per_bar(cur_ts, tpq)
-        ticks_pos = self._tpb_per_ts[cur_ts.denominator] // self.config.max_num_pos_per_beat
+        ticks_pos = tpq // self.per_quarter
         for row in rows:
             kind = _value(row[idx["Type"]])
             if kind in {"SOS", "PAD", "BOS", "MASK", None}:
@@ -267,7 +302,6 @@ class NBTokenizer(miditok.MusicTokenizer):
                         cur_ts = TimeSignature(bar_tick, num, den)
                         ts_changes.append(cur_ts)
                     ticks_bar = compute_ticks_per_bar(cur_ts, tpq)
-                    ticks_pos = self._tpb_per_ts[den] // self.config.max_num_pos_per_beat
             pitch_tok = row[idx["Pitch"]]
             if _value(pitch_tok) is None:
                 continue
@@ -278,8 +312,11 @@ class NBTokenizer(miditok.MusicTokenizer):
                 if not tempos or round(tempos[-1].qpm, 2) != tempo:
                     tempos.append(Tempo(tick, tempo))
             program = int(_value(row[idx["Program"]]) or 0)
-            beat_ticks = self._tpb_per_ts[cur_ts.denominator]
-            duration = self._tpb_tokens_to_ticks[beat_ticks][_value(row[idx["Duration"]])]
+            if self.duration_bins:
+                duration = int(_value(row[idx["Duration"]])) * ticks_pos
+            else:
+                beat_ticks = self._tpb_per_ts[cur_ts.denominator]
+                duration = self._tpb_tokens_to_ticks[beat_ticks][_value(row[idx["Duration"]])]
             velocity = int(_value(row[idx["Velocity"]]) or DEFAULT_VELOCITY)
             pitch = int(_value(pitch_tok))
             if program not in tracks:

@@ -10,8 +10,12 @@ quarters long). No duration vocabulary covers those, and on/off encodings pair t
   does: one key, one sound);
 - a duration longer than `max_quarters` is cut to it.
 
-It returns the counts as quality flags, so a caller (ingest, a workspace option) can record them
-per piece. It is opt-in: the fidelity measure always compares against the notes it is given.
+It returns the counts as quality flags: ingest records them per piece (`pieces.duplicate_notes`,
+`overlapping_notes`, `long_notes`, `longest_note_quarters`). It is opt-in per workspace
+(`[ingest] normalize = "trim-overlaps"`, `max_duration_quarters`): `normalization_params` turns
+that setting into the `normalize` parameter every encoding hashes into its config, and the
+tokenize worker applies it before encoding. The fidelity measure compares against the notes the
+encoding was given (normalized or not).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import numpy as np
 
 DEFAULT_MAX_QUARTERS = 32.0  # covered by every beat-based encoding's duration range (base.py)
+PARAM = "normalize"  # the encoding parameter that carries a workspace's normalization
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,31 @@ class NoteFlags:
             "restruck": self.restruck,
             "capped": self.capped,
         }
+
+
+def normalization_params(mode: str, max_quarters: float) -> dict[str, Any]:
+    """Encoding overrides for a workspace's `[ingest] normalize` setting: {} for "none" (so
+    existing config hashes do not change), else {"normalize": {...}}, hashed with the encoding."""
+    if mode == "none":
+        return {}
+    if mode != "trim-overlaps":
+        msg = f"normalize = {mode!r}: use 'none' or 'trim-overlaps' ([ingest] in musicdata.toml)"
+        raise ValueError(msg)
+    return {PARAM: {"mode": mode, "max_quarters": float(max_quarters)}}
+
+
+def apply_params(score: Any, spec: Any) -> Any:
+    """The score an encoding with parameter `normalize = spec` tokenizes (spec None: unchanged)."""
+    if not spec:
+        return score
+    return normalize_notes(score, float(spec["max_quarters"]))[0]
+
+
+def longest_note_quarters(score: Any) -> float:
+    """The longest note as written, in quarters (0 for a score without notes)."""
+    durations = [int(t.notes.numpy()["duration"].max()) for t in score.tracks if t.notes]
+    longest = max(durations, default=0)
+    return longest / score.ticks_per_quarter
 
 
 def note_flags(score: Any, max_quarters: float = DEFAULT_MAX_QUARTERS) -> NoteFlags:

@@ -39,7 +39,8 @@ def tokenize_piece(job: TokenizeJob) -> dict[str, Any]:
     enc = _encoding(job)
     base = {"piece_id": job.piece_id, "encoding": job.encoding}
     try:
-        score = symusic.Score.from_midi(Path(job.blob_path).read_bytes())
+        # the workspace's normalization, if any (an encoding param, so it is in the config hash)
+        score = enc.prepare(symusic.Score.from_midi(Path(job.blob_path).read_bytes()))
         tokens = enc.encode(score)
     except EncodingError as exc:
         return {**base, "status": "quarantined", "reason": "unencodable", "detail": str(exc)}

@@ -17,7 +17,6 @@ from typing import BinaryIO
 from musicdata.audio import AUDIO_SUFFIXES
 from musicdata.fsutil import (
     copy_hashing,
-    fsync_dir,
     is_environment_error,
     sha256_file,
     tmp_name,
@@ -99,8 +98,15 @@ def discover(ws: Workspace, inputs: list[Path]) -> Discovery:
                 _add_file(ws, member, out, explicit=False)
         else:
             _add_file(ws, path, out, explicit=True)
+    sync_store()
     out.candidates.sort(key=lambda c: c.path)
     return out
+
+
+def sync_store() -> None:
+    """Make every blob stored since the last call durable, once: the blobs are written without
+    their own fsync (see `_store`), and nothing references them before this returns."""
+    os.sync()
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -164,12 +170,16 @@ def _add_file(ws: Workspace, path: Path, out: Discovery, *, explicit: bool) -> N
 def _store(
     ws: Workspace, stream: BinaryIO, cap: int, expected: str | None = None
 ) -> tuple[str, int]:
-    """Copy a stream into the content store (temp, fsync, rename); returns (sha256, size)."""
+    """Copy a stream into the content store (temp, rename); returns (sha256, size).
+
+    No fsync per blob: discovery calls `sync_store()` once before any blob is referenced by the
+    catalog. A kill never loses written data (the page cache survives the process); a power
+    cut before that sync loses only blobs nothing refers to yet."""
     staging = ws.tmp_dir / "incoming"
     staging.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(staging / "blob")
     try:
-        sha, size = copy_hashing(stream, tmp, max_bytes=cap)
+        sha, size = copy_hashing(stream, tmp, max_bytes=cap, sync=False)
         if expected is not None and sha != expected:
             msg = f"file changed while being read (sha256 {expected[:12]} then {sha[:12]})"
             raise OSError(msg)
@@ -177,7 +187,6 @@ def _store(
         if not final.exists():
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp.replace(final)
-            fsync_dir(final.parent)
         return sha, size
     finally:
         tmp.unlink(missing_ok=True)

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from musicdata.ingest.discover import Candidate, Discovery, Rejected, _store, discover
+from musicdata.ingest.discover import (
+    Candidate,
+    Discovery,
+    Rejected,
+    _store,
+    discover,
+    sync_store,
+)
 from musicdata.workspace import Workspace
 
 HF_PREFIX = "hf://"
@@ -191,6 +198,7 @@ def discover_hub(ws: Workspace, sources: list[str | Path], column: str | None = 
                 continue
             sha, size = _store(ws, io.BytesIO(data), cap)
             out.candidates.append(Candidate(path, sha, size, kind=kind))
+    sync_store()
     out.candidates.sort(key=lambda c: c.path)
     return out
 

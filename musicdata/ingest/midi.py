@@ -1,7 +1,8 @@
 """Parse and validate one MIDI file; runs inside an isolated worker (see musicdata.isolate).
 
-Returns a plain dict record (picklable, no catalog access): either status 'ok' with metadata and a
-note-content hash, or status 'quarantined' with a reason and a detail that names the fix.
+Returns a plain dict record (picklable, no catalog access): either status 'ok' with metadata, a
+note-content hash and note quality flags, or status 'quarantined' with a reason and a detail that
+names the fix.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class MidiJob:
     max_duration_s: float
     max_tracks: int
     content_hash_tpq: int
+    max_duration_quarters: float = 32.0  # notes longer than this count as long_notes
 
 
 def _reject(job: MidiJob, reason: str, detail: str) -> dict[str, Any]:
@@ -60,6 +62,22 @@ def content_hash(score: Any, grid_tpq: int) -> str:
     notes = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
     notes = np.unique(notes, axis=0)  # sorted rows; doubled notes across tracks count once
     return hashlib.sha256(notes.tobytes()).hexdigest()
+
+
+def quality_flags(score: Any, max_duration_quarters: float) -> dict[str, Any]:
+    """Note quality flags of a piece (catalog `pieces` columns): what `[ingest] normalize =
+    "trim-overlaps"` would change. Real files re-strike a pitch before its note-off (ties that never
+    end: one music21 Beethoven quartet movement holds thousands), which no duration vocabulary
+    covers and on/off encodings pair differently; a piece is kept either way, these say how much."""
+    from musicdata.encodings.normalize import longest_note_quarters, note_flags
+
+    flags = note_flags(score, max_duration_quarters)
+    return {
+        "duplicate_notes": flags.duplicates,
+        "overlapping_notes": flags.restruck,
+        "long_notes": flags.capped,
+        "longest_note_quarters": longest_note_quarters(score),
+    }
 
 
 def inspect_midi(job: MidiJob) -> dict[str, Any]:
@@ -109,6 +127,7 @@ def inspect_midi(job: MidiJob) -> dict[str, Any]:
             time_sigs.append(name)
     programs = sorted({int(t.program) for t in score.tracks if not t.is_drum and t.note_num()})
     return {
+        **quality_flags(score, job.max_duration_quarters),
         "sha256": job.sha256,
         "status": "ok",
         "content_hash": content_hash(score, job.content_hash_tpq),

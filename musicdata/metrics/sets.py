@@ -13,7 +13,8 @@ Fixed against the reference code: mgeval samples the two densities on *different
 on its own min..max) before taking the KL, and integrates the overlap only between the sample
 extremes. Here both densities are evaluated on one common grid covering both (each sample range
 plus 5 bandwidths either side, refined where either density is narrow), renormalised to integrate
-to 1 on it, and KLD and OA are trapezoid integrals over that same grid.
+to 1 on it, and KLD and OA are trapezoid integrals over that same grid. Distances are never
+negative, so for non-negative samples the support starts at 0 (`SetConfig.clip_at_zero`).
 
 Degenerate cases, never a silent NaN:
 - a distance set with zero variance (or one value) has no Scott bandwidth; it gets the fallback
@@ -54,6 +55,9 @@ class SetConfig:
     detail_points: int = 100  # grid stored for plots
     tail_bandwidths: float = 5.0
     kld_floor: float = 1e-12
+    # Distances are never negative: samples that are all >= 0 get a support that starts at 0
+    # (the Gaussian tails below 0 are cut and each density renormalised on what is left).
+    clip_at_zero: bool = True
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -181,6 +185,8 @@ def compare_distributions(
     tail = config.tail_bandwidths
     lo_a, hi_a = a.min() - tail * ha, a.max() + tail * ha
     lo_b, hi_b = b.min() - tail * hb, b.max() + tail * hb
+    if config.clip_at_zero and min(a.min(), b.min()) >= 0:
+        lo_a, lo_b = max(lo_a, 0.0), max(lo_b, 0.0)
     lo, hi = min(lo_a, lo_b), max(hi_a, hi_b)
     n = config.grid_points
     # the common grid: uniform over both, plus dense pieces where each density lives

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from musicdata.catalog import publishing as pubsql
 from musicdata.datasets import EncodingConfig, config_splits, pick_config, read_config_split
 from musicdata.fsutil import sha256_file
+from musicdata.schemas.faults import fault
 from musicdata.workspace import Workspace
 
 MANIFEST = "musicdata_manifest.json"
@@ -143,6 +144,7 @@ def _stage_config(
         for i, (off, n) in enumerate(chunks):
             rel = f"data/{cfg.encoding}/{split}-{i:05d}-of-{len(chunks):05d}.parquet"
             _write_parquet(table.slice(off, n), tmp / rel, ws)
+            fault("publish.mid_stage")  # some of the staging folder written
             files.append(rel)
         staged_splits[split] = {
             "rows": table.num_rows,
@@ -205,10 +207,30 @@ def _replace_folder(tmp: Path, out_dir: Path) -> None:
                 raise FileExistsError(msg)
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
         out_dir.rename(old)
+        fault("publish.swap")  # the old folder moved aside, the new one not yet in place
         tmp.rename(out_dir)
         shutil.rmtree(old)
     else:
         tmp.rename(out_dir)
+
+
+def _remove_killed_builds(out_dir: Path) -> None:
+    """Delete the half-built (`.<name>.tmp-<pid>`) and set-aside (`.<name>.old-<pid>`) folders a
+    killed publish left beside `out_dir`; a live process's are left alone (issue 18)."""
+    for path in out_dir.parent.glob(f".{out_dir.name}.*-*"):
+        kind, _, pid = path.name[len(out_dir.name) + 2 :].partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def build_folder(
@@ -237,6 +259,7 @@ def build_folder(
         facts = card_facts(con, configs, [r["shard_id"] for v in shards.values() for r in v])
     out_dir = out_dir.expanduser().resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_killed_builds(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

@@ -15,7 +15,7 @@ from typing import Any
 from musicdata import __version__
 from musicdata.catalog.connection import now
 from musicdata.catalog.shard_views import refresh_shard_views
-from musicdata.report import sections, sections_ml
+from musicdata.report import sections, sections_ml, vocab
 from musicdata.report.html import write_html
 from musicdata.report.model import Section
 from musicdata.workspace import Workspace
@@ -56,7 +56,7 @@ def collect_sections(ws: Workspace, *, token_names: bool = True) -> list[Section
         sections.corpus(q),
         sections.lengths(q),
         sections.compression(q),
-        sections.vocabulary(q, token_names=token_names),
+        vocab.vocabulary(q, token_names=token_names),
         sections.quarantine(q),
         sections_ml.audio(q),
         sections_ml.training(q),

@@ -9,8 +9,8 @@ from musicdata.report.model import Section, Table
 MAX_ROWS = 40
 
 
-def _cell(value: object) -> str:
-    return fmt_value(value).replace("|", "\\|").replace("\n", " ")
+def _cell(value: object, fmt: str = "") -> str:
+    return fmt_value(value, fmt).replace("|", "\\|").replace("\n", " ")
 
 
 def table_markdown(t: Table) -> str:
@@ -19,9 +19,12 @@ def table_markdown(t: Table) -> str:
     cols = list(t.rows[0])
     lines = [f"#### {t.title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in t.rows[:MAX_ROWS]:
-        lines.append("| " + " | ".join(_cell(row.get(c)) for c in cols) + " |")
+        cells = (_cell(row.get(c), t.formats.get(c, "")) for c in cols)
+        lines.append("| " + " | ".join(cells) + " |")
     if len(t.rows) > MAX_ROWS:
         lines.append(f"\n{MAX_ROWS} of {len(t.rows)} rows; the CSV is beside the HTML report.")
+    if t.note:
+        lines += ["", t.note]
     return "\n".join(lines) + "\n"
 
 

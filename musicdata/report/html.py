@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import html
+import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ header h1 { margin: 0 0 4px; font-size: 22px; }
 header p { margin: 0; color: #c9d3df; font-size: 13px; }
 nav { padding: 8px 32px; background: #e9edf2; font-size: 13px; }
 nav a { margin-right: 16px; color: #1f4e79; text-decoration: none; }
-main { padding: 8px 32px 40px; max-width: 1100px; }
+main { padding: 8px 32px 40px; max-width: 1220px; }
 section { background: #fff; border: 1px solid #dde3ea; border-radius: 6px;
           padding: 12px 20px 16px; margin: 16px 0; }
 h2 { font-size: 18px; margin: 4px 0 8px; }
@@ -45,12 +46,17 @@ summary h3 { display: inline; }
 """
 
 
-def fmt_value(value: Any) -> str:
+def fmt_value(value: Any, fmt: str = "") -> str:
+    """One cell as text. Never rounds a value onto a different whole number (0.9998 stays
+    0.9998, not "1"), booleans read yes/no, `fmt="percent"` shows a fraction as 99.98%."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if fmt == "percent" and isinstance(value, int | float | Decimal):
+        return fmt_percent(float(value))
     if isinstance(value, float | Decimal):
-        f = float(value)
-        return f"{f:,.3f}".rstrip("0").rstrip(".") if f != int(f) or abs(f) < 1e15 else str(f)
+        return _fmt_float(float(value))
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, list | tuple):
@@ -60,8 +66,34 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
-def _short(col: str, value: Any) -> str:
-    text = fmt_value(value)
+def _fmt_float(f: float) -> str:
+    """Three decimals, more when three would round a fractional value to a whole number."""
+    if not math.isfinite(f) or abs(f) >= 1e15:
+        return str(f)
+    for decimals in (3, 4, 5, 6, 8, 10):
+        text = f"{f:,.{decimals}f}"
+        if f == round(f) or float(text.replace(",", "")) != round(f):
+            break
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def fmt_percent(fraction: float) -> str:
+    """A fraction as a percentage with 2 decimals, more when 2 would show a value that is not
+    exactly 1 (or 0) as 100.00% (or 0.00%): a lossy encoding never reads as lossless."""
+    if not math.isfinite(fraction):
+        return str(fraction)
+    if fraction in (0.0, 1.0):
+        return f"{100 * fraction:.0f}%"
+    pct = 100 * fraction
+    for decimals in (2, 3, 4, 5, 6):
+        text = f"{pct:.{decimals}f}"
+        if float(text) not in (100.0, 0.0):
+            break
+    return text + "%"
+
+
+def _short(col: str, value: Any, fmt: str = "") -> str:
+    text = fmt_value(value, fmt)
     return text[:10] if col == "config_hash" else text
 
 
@@ -84,7 +116,7 @@ def table_html(t: Table, csv_name: str | None) -> str:
             v = row.get(c)
             num = isinstance(v, int | float | Decimal) and not isinstance(v, bool)
             cls = ' class="num"' if num else ""
-            cells.append(f"<td{cls}>{html.escape(_short(c, v))}</td>")
+            cells.append(f"<td{cls}>{html.escape(_short(c, v, t.formats.get(c, '')))}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</table>")
     extra = []

@@ -17,6 +17,8 @@ class Table:
     rows: Rows
     note: str = ""
     max_rows: int = 60  # the HTML shows this many; the full table is in the CSV beside it
+    # column -> display format ("percent": a fraction shown as 99.98%); the CSV keeps raw values
+    formats: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -77,12 +77,18 @@ def length_histograms(lengths: dict[str, dict[str, np.ndarray]], *, ncols: int =
             _plain_log_ticks(ax)
             ax.set_title(enc, fontsize=9)
         for ax in axes[len(encs) :]:
-            ax.set_visible(False)
+            ax.axis("off")
         for ax in axes[::ncols]:
             ax.set_ylabel("pieces")
         for ax in axes[max(0, len(encs) - ncols) : len(encs)]:
             ax.set_xlabel("tokens per piece (log)")
-        axes[0].legend(fontsize=7, frameon=False)
+        # the legend goes into a spare cell when there is one, never over a panel's bars
+        handles, names = axes[0].get_legend_handles_labels()
+        spare = axes[len(encs)] if len(axes) > len(encs) else None
+        if spare is not None:
+            spare.legend(handles, names, loc="center", frameon=False, title="split")
+        else:
+            axes[0].legend(fontsize=7, frameon=False, loc="best")
 
     return render(draw, ncols=ncols, nrows=nrows, height=2.3)
 
@@ -157,22 +163,27 @@ def coverage(rows: list[dict[str, Any]]) -> bytes:
     return render(draw, height=height)
 
 
-def rank_frequency(freqs: dict[str, np.ndarray]) -> bytes:
-    """Token counts sorted by rank, log-log: how skewed each vocabulary's use is."""
+def rank_frequency(flat: dict[str, np.ndarray], compound: dict[str, np.ndarray]) -> bytes:
+    """Token counts sorted by rank, log-log: how skewed each vocabulary's use is. Flat
+    vocabularies are solid lines, compound ones (counted per whole compound token) dashed; the
+    legend sits outside the axes."""
+    lines = [(k, v, "-") for k, v in sorted(flat.items())]
+    lines += [(k, v, "--") for k, v in sorted(compound.items())]
 
     def draw(axes: list[Any]) -> None:
         ax = axes[0]
-        for label in sorted(freqs):
-            counts = np.sort(freqs[label])[::-1]
-            ax.plot(np.arange(1, len(counts) + 1), counts, label=label, linewidth=1.3)
+        for label, values, style in lines:
+            counts = np.sort(np.asarray(values))[::-1]
+            ranks = np.arange(1, len(counts) + 1)
+            ax.plot(ranks, counts, style, label=f"{label} ({len(counts):,})", linewidth=1.3)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("token rank")
+        ax.set_xlabel("rank (distinct tokens used in parentheses)")
         ax.set_ylabel("occurrences")
-        ax.set_title("Token frequency by rank")
-        ax.legend(fontsize=7, frameon=False, ncol=2)
+        ax.set_title("Token frequency by rank", loc="left")
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
-    return render(draw)
+    return render(draw, height=max(HEIGHT, 0.17 * len(lines) + 1.2))
 
 
 def curves(series: dict[str, list[tuple[float, float]]], *, xlabel: str, title: str) -> bytes:
@@ -190,16 +201,12 @@ def curves(series: dict[str, list[tuple[float, float]]], *, xlabel: str, title: 
     return render(draw)
 
 
-def metric_panels(
-    details: list[dict[str, Any]], draw_one: Callable[[dict, Any], None], *, ncols: int = 4
-) -> bytes:
-    """One panel per set-level metric, `ncols` per row; unused cells are hidden."""
-    nrows = -(-len(details) // ncols)
+def metric_panels(details: list[dict[str, Any]], *, columns: int = 3) -> bytes:
+    """The set-level density panels of one evaluation (musicdata.metrics.plots: suite order,
+    non-negative distances, one legend above the grid) as PNG bytes."""
+    from musicdata.metrics.plots import evaluation_figure
 
-    def draw(axes: list[Any]) -> None:
-        for ax, detail in zip(axes, details, strict=False):
-            draw_one(detail, ax)
-        for ax in axes[len(details) :]:
-            ax.set_visible(False)
-
-    return render(draw, ncols=min(ncols, len(details)), nrows=nrows, height=2.6)
+    fig = evaluation_figure(details, columns=columns)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()

@@ -1,27 +1,19 @@
-"""Report sections over the corpus and its token shards: corpus, lengths, compression, vocabulary,
-quarantine. Each builder runs a few short read-only queries (the analyst views) and draws."""
+"""Report sections over the corpus and its token shards: corpus, lengths, compression (with
+round-trip fidelity), quarantine; the vocabulary section is in `vocab.py`. Each builder runs a
+few short read-only queries (the analyst views) and draws."""
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
 import numpy as np
 
 from musicdata.report import plots
-from musicdata.report.model import Figure, Query, Rows, Section, Table
+from musicdata.report.html import fmt_percent
+from musicdata.report.model import Figure, Query, Section, Table
+from musicdata.report.vocab import group_indices, labels
 
 log = logging.getLogger(__name__)
-UNUSED_SHOWN = 24  # unused token ids listed per vocabulary
-
-
-def _labels(rows: Rows) -> dict[tuple[str, str], str]:
-    """(encoding, config_hash) -> 'remi', or 'remi@1a2b3c4d' when an encoding has two configs."""
-    configs: dict[str, set[str]] = {}
-    for r in rows:
-        configs.setdefault(r["encoding"], set()).add(r["config_hash"])
-    return {(e, h): e if len(hs) == 1 else f"{e}@{h[:8]}" for e, hs in configs.items() for h in hs}
 
 
 def corpus(q: Query) -> Section:
@@ -54,11 +46,11 @@ def lengths(q: Query) -> Section:
     if not stats:
         sec.text.append("No token shards yet: run `musicdata tokenize --encoding remi`.")
         return sec
-    labels = _labels(stats)
+    label_of = labels(stats)
     data: dict[str, dict[str, np.ndarray]] = {}
     table = q("SELECT encoding, config_hash, split, length FROM token_lengths", arrow=True)
-    for (enc, chash, split), idx in _group_indices(table, ("encoding", "config_hash", "split")):
-        data.setdefault(labels[(enc, chash)], {})[split] = table["length"].to_numpy()[idx]
+    for (enc, chash, split), idx in group_indices(table, ("encoding", "config_hash", "split")):
+        data.setdefault(label_of[(enc, chash)], {})[split] = table["length"].to_numpy()[idx]
     sec.text.append(
         "Tokens per piece, read in place from the Parquet shards (view `token_length_stats`; "
         "compound encodings count one step per compound token)."
@@ -68,14 +60,6 @@ def lengths(q: Query) -> Section:
     )
     sec.tables.append(Table("Length percentiles per encoding and split", stats))
     return sec
-
-
-def _group_indices(table: Any, keys: tuple[str, ...]) -> list[tuple[tuple, np.ndarray]]:
-    cols = [table[k].to_pylist() for k in keys]
-    groups: dict[tuple, list[int]] = {}
-    for i, key in enumerate(zip(*cols, strict=True)):
-        groups.setdefault(key, []).append(i)
-    return [(k, np.asarray(v)) for k, v in sorted(groups.items())]
 
 
 def compression(q: Query) -> Section:
@@ -94,12 +78,12 @@ def compression(q: Query) -> Section:
         sec.text.append("No token shards yet.")
         return sec
     if per_enc:
-        labels = _labels(per_enc)
+        label_of = labels(per_enc)
         sec.figures.append(
             Figure(
                 "compression",
                 plots.bars(
-                    [labels[(r["encoding"], r["config_hash"])] for r in per_enc],
+                    [label_of[(r["encoding"], r["config_hash"])] for r in per_enc],
                     [r["length_ratio_vs_remi"] for r in per_enc],
                     xlabel="total tokens / remi tokens (same pieces)",
                     title="Sequence length relative to remi (lower is shorter)",
@@ -119,114 +103,47 @@ def compression(q: Query) -> Section:
         "AND view_name = 'fidelity'"
     )[0]["n"]
     if has_fidelity:
-        fidelity = q("SELECT * FROM fidelity ORDER BY encoding, config_hash")
-        if fidelity:
-            sec.tables.append(Table("Round-trip fidelity (view fidelity)", fidelity))
+        _fidelity(sec, q)
     return sec
 
 
-def vocabulary(q: Query, *, token_names: bool = True) -> Section:
-    sec = Section("vocabulary", "Vocabulary usage")
-    cov = q(
-        "SELECT encoding, config_hash, field, vocab_size, seen, never_seen, "
-        "round(coverage, 3) AS coverage FROM vocab_coverage "
-        "ORDER BY encoding, config_hash, field_index"
-    )
-    if not cov:
-        sec.text.append("No token shards yet.")
-        return sec
-    labels = _labels(cov)
-
-    def label(r: dict[str, Any]) -> str:
-        base = labels[(r["encoding"], r["config_hash"])]
-        return base if r["field"] == "token" else f"{base}/{r['field']}"
-
-    known = [dict(r, label=label(r)) for r in cov if r["vocab_size"] is not None]
-    if known:
-        sec.figures.append(Figure("vocabulary", plots.coverage(known), "Vocabulary usage"))
-    freq = q(
-        "SELECT encoding, config_hash, field, token, sum(count)::BIGINT AS n "
-        "FROM token_frequencies GROUP BY ALL",
-        arrow=True,
-    )
-    series = {}
-    for (enc, chash, field), idx in _group_indices(freq, ("encoding", "config_hash", "field")):
-        row = {"encoding": enc, "config_hash": chash, "field": field}
-        series[label(row)] = freq["n"].to_numpy()[idx]
-    # One line per flat vocabulary (dozens of compound fields make an unreadable plot; their
-    # usage is in the coverage chart); a corpus with compound encodings only shows the first.
-    flat = {k: v for k, v in series.items() if "/" not in k}
-    if not flat and series:
-        first = sorted(series)[0].split("/")[0]
-        flat = {k: v for k, v in series.items() if k.startswith(first + "/")}
-    if flat:
-        png = plots.rank_frequency(flat)
-        sec.figures.append(Figure("token-frequency", png, "Token frequency by rank"))
-    sec.tables.append(Table("Vocabulary coverage (view vocab_coverage)", cov))
-    sec.tables.append(Table("Token ids never seen (view unused_tokens)", _unused(q, token_names)))
-    return sec
-
-
-def _unused(q: Query, token_names: bool) -> Rows:
+def _fidelity(sec: Section, q: Query) -> None:
+    """Round-trip fidelity as percentages that never round a lossy encoding up to 100%, with
+    the count of pieces that lost a note."""
     rows = q(
-        "SELECT u.encoding, u.config_hash, u.field_index, u.field, count(*) AS never_seen, "
-        "list(u.token ORDER BY u.token)[1:?] AS ids, any_value(e.config_json) AS cfg, "
-        "any_value(e.vocab_size) AS vocab_size "
-        "FROM unused_tokens u JOIN encodings e USING (encoding, config_hash) "
-        "GROUP BY ALL ORDER BY u.encoding, u.config_hash, u.field_index",
-        [UNUSED_SHOWN],
+        "SELECT encoding, config_hash, lossless AS lossless_by_design, pieces, lossy_pieces, "
+        "notes, recovered AS notes_recovered, fidelity, worst_piece, decode_errors "
+        "FROM fidelity ORDER BY encoding, config_hash"
     )
-    out = []
-    for r in rows:
-        names = None
-        if token_names:
-            names = _token_names(r["encoding"], r["config_hash"], r["cfg"], r["vocab_size"])
-        ids = r["ids"]
-        field_names = names.get(r["field_index"]) if names else None
-        if field_names:
-            shown = ", ".join(f"{i} {field_names.get(i, '?')}" for i in ids)
-        else:
-            shown = ", ".join(map(str, ids))
-        more = r["never_seen"] - len(ids)
-        out.append(
-            {
-                "encoding": r["encoding"],
-                "config_hash": r["config_hash"],
-                "field": r["field"],
-                "never_seen": r["never_seen"],
-                "tokens": shown + (f" … (+{more})" if more > 0 else ""),
-            }
+    if not rows:
+        return
+    lossy = [r for r in rows if r["lossy_pieces"] or r["decode_errors"]]
+    exact = [r["encoding"] for r in rows if r not in lossy]
+    summary = (
+        f"Round trip, decode(encode(piece)) against the piece: {len(exact)} of {len(rows)} "
+        "encodings recover every note of every piece" + (f" ({', '.join(exact)})" if exact else "")
+    )
+    if lossy:
+        worst = min(lossy, key=lambda r: r["fidelity"] or 0.0)
+        summary += (
+            f"; {len(lossy)} lose notes in some pieces (lossy_pieces below), most of all "
+            f"{worst['encoding']}: {worst['lossy_pieces']} of {worst['pieces']} pieces, "
+            f"{fmt_percent(worst['fidelity'] or 0.0)} of notes recovered"
         )
-    return out
-
-
-_NAME_CACHE: dict[tuple[str, str], dict[int, dict[int, str]] | None] = {}
-
-
-def _token_names(
-    encoding: str, config_hash: str, config_json: str, vocab_size: int
-) -> dict[int, dict[int, str]] | None:
-    """field_index (0 flat, 1..F compound) -> id -> token name, from the encoding's own MidiTok
-    vocabulary rebuilt from the recorded config; None when the encoding is not registered here or
-    its vocabulary no longer has the recorded size (the config hash also covers code changes)."""
-    key = (encoding, config_hash)
-    if key in _NAME_CACHE:
-        return _NAME_CACHE[key]
-    names = None
-    try:
-        from musicdata.encodings import get_encoding
-
-        enc = get_encoding(encoding, json.loads(config_json))
-        if enc.vocab_size == vocab_size:
-            vocab = getattr(getattr(enc, "tokenizer", None), "vocab", None)
-            if isinstance(vocab, dict):
-                names = {0: {int(i): str(n) for n, i in vocab.items()}}
-            elif isinstance(vocab, list) and all(isinstance(v, dict) for v in vocab):
-                names = {f + 1: {int(i): str(n) for n, i in v.items()} for f, v in enumerate(vocab)}
-    except (ImportError, KeyError, ValueError, TypeError, AttributeError) as exc:  # a nicety
-        log.info("no token names for %s@%s: %s", encoding, config_hash, exc)
-    _NAME_CACHE[key] = names
-    return names
+    sec.text.append(summary + ".")
+    sec.tables.append(
+        Table(
+            "Round-trip fidelity (view fidelity)",
+            rows,
+            note=(
+                "fidelity: notes recovered / notes, over all pieces; worst_piece: the lowest "
+                "per-piece share; lossy_pieces: pieces with at least one note not recovered "
+                "(strict, on each encoding's own time grid); lossless_by_design: whether the "
+                "encoding can represent every note in principle."
+            ),
+            formats={"fidelity": "percent", "worst_piece": "percent"},
+        )
+    )
 
 
 def quarantine(q: Query) -> Section:

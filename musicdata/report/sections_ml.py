@@ -9,7 +9,7 @@ import json
 import logging
 from typing import Any
 
-from musicdata.metrics.plots import plot_metric
+from musicdata.metrics.plots import in_suite_order
 from musicdata.report import plots
 from musicdata.report.model import Figure, Query, Section, Table
 
@@ -22,13 +22,13 @@ SET_STATS = ("oa", "kld", "intra_ref_mean", "inter_mean")
 def audio(q: Query) -> Section:
     sec = Section("audio", "Audio and transcription")
     transcribed = q(
-        "SELECT split, count(*) AS pieces, round(sum(duration_s) / 3600, 3) AS hours, "
+        "SELECT split, count(*) AS pieces, sum(duration_s) / 3600 AS hours, "
         "sum(n_notes)::BIGINT AS notes FROM pieces p WHERE EXISTS (SELECT 1 FROM lineage e "
         "WHERE e.dst_id = 'piece:' || p.piece_id AND (e.src_id LIKE 'audio:%' "
         "OR e.src_id LIKE 'transcription:%')) GROUP BY split ORDER BY split"
     )
     recorded = q(
-        "SELECT split, count(*) AS recordings, round(sum(duration_s) / 3600, 3) AS hours, "
+        "SELECT split, count(*) AS recordings, sum(duration_s) / 3600 AS hours, "
         "count(*) FILTER (is_silent) AS silent, count(near_duplicate_of) AS near_duplicates "
         "FROM core.recordings GROUP BY split ORDER BY split"
     )
@@ -36,17 +36,28 @@ def audio(q: Query) -> Section:
         sec.tables.append(Table("Recordings per split", recorded))
     runs = q(
         "SELECT model_id, status, count(*) AS recordings, "
-        "round(sum(audio_s) / 3600, 3) AS audio_hours, sum(n_notes)::BIGINT AS notes, "
-        "round(sum(audio_s) / nullif(sum(seconds), 0), 1) AS x_realtime "
+        "sum(audio_s) / 3600 AS audio_hours, sum(n_notes)::BIGINT AS notes, "
+        "round(sum(seconds), 1) AS transcribe_s, "
+        "round(sum(audio_s) / nullif(sum(seconds), 0), 1) AS audio_s_per_transcribe_s "
         "FROM core.transcriptions GROUP BY ALL ORDER BY model_id, status"
     )
     if runs:
-        sec.tables.append(Table("Transcriptions (basic-pitch)", runs))
+        sec.tables.append(
+            Table(
+                "Transcriptions (basic-pitch)",
+                runs,
+                note=(
+                    "transcribe_s: wall-clock seconds spent transcribing; "
+                    "audio_s_per_transcribe_s: seconds of audio transcribed per second of that "
+                    "time (speed relative to real time: 20 means a minute of audio took 3 s)."
+                ),
+            )
+        )
     if not (recorded or transcribed):
         sec.text.append("No audio sources in this catalog yet.")
     if transcribed:
         hours = sum(r["hours"] or 0 for r in transcribed)
-        sec.text.append(f"{hours:.2f} hours of music in the corpus were transcribed from audio.")
+        sec.text.append(f"{_duration(hours)} of music in the corpus were transcribed from audio.")
         sec.tables.append(Table("Pieces transcribed from audio, per split", transcribed))
     if recorded or transcribed:
         by_split: dict[str, dict[str, float]] = {}
@@ -60,14 +71,30 @@ def audio(q: Query) -> Section:
                 if what in by_split[split]:
                     labels.append(f"{split}: {what}")
                     values.append(by_split[split][what])
+        unit, scale = ("hours", 1.0) if max(values) >= 1 else ("minutes", 60.0)
         sec.figures.append(
             Figure(
                 "hours",
-                plots.bars(labels, values, xlabel="hours", title="Audio hours", fmt="{:.2f}"),
-                "Hours of audio recorded and transcribed, per split",
+                plots.bars(
+                    labels,
+                    [v * scale for v in values],
+                    xlabel=unit,
+                    title=f"Audio {unit}",
+                    fmt="{:.2f}",
+                ),
+                f"Audio recorded and transcribed, per split, in {unit}",
             )
         )
     return sec
+
+
+def _duration(hours: float) -> str:
+    """'2.40 hours', '12.5 minutes' or '8.8 seconds': readable at any corpus size."""
+    if hours >= 1:
+        return f"{hours:.2f} hours"
+    if hours * 60 >= 1:
+        return f"{hours * 60:.1f} minutes"
+    return f"{hours * 3600:.1f} seconds"
 
 
 def training(q: Query) -> Section:
@@ -154,19 +181,33 @@ def _set_level(sec: Section, results: list[dict[str, Any]]) -> None:
                 continue
             if {"grid", "intra_ref_pdf", "inter_pdf"} <= set(detail):
                 details.setdefault(r["eval_id"], []).append({"feature": feature, **detail})
-    draw = plot_metric
     for eval_id in sorted(by_eval)[-MAX_EVALS:]:
-        rows = [
-            {"feature": f, **{s: v.get(s) for s in SET_STATS}} for f, v in by_eval[eval_id].items()
-        ]
-        sec.tables.append(Table(f"Set-level metrics, evaluation {eval_id}", rows))
-        panels = details.get(eval_id)
+        rows = in_suite_order(
+            [
+                {"feature": f, **{s: v.get(s) for s in SET_STATS}}
+                for f, v in by_eval[eval_id].items()
+            ]
+        )
+        sec.tables.append(
+            Table(
+                f"Set-level metrics, evaluation {eval_id}",
+                rows,
+                note=(
+                    "Features in the mgeval / PerceiverS order. oa: overlap area of the intra-ref "
+                    "and inter distance densities (1 = generated set as varied as the reference); "
+                    "kld: KL(intra-ref || inter), 0 is best; *_mean: mean euclidean distance."
+                ),
+            )
+        )
+        panels = in_suite_order(details.get(eval_id, []))
         if panels:
             sec.figures.append(
                 Figure(
                     f"set-metrics-{_slug(eval_id)}",
-                    plots.metric_panels(panels, draw),
-                    f"Set-level metrics ({eval_id}): " + ", ".join(d["feature"] for d in panels),
+                    plots.metric_panels(panels),
+                    f"Set-level metrics ({eval_id}) in the mgeval order: "
+                    + ", ".join(d["feature"] for d in panels)
+                    + ". Densities of euclidean distances (non-negative: curves start at 0).",
                 )
             )
 

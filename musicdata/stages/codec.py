@@ -18,11 +18,11 @@ from musicdata.audio.codec import CodecJob, CodecSettings, codec_settings, encod
 from musicdata.catalog import audio as audio_records
 from musicdata.catalog import records
 from musicdata.catalog.shard_views import refresh_shard_views
-from musicdata.catalog.verify import check_config
 from musicdata.fsutil import atomic_write
 from musicdata.isolate import IsolatedPool
 from musicdata.stages.kit import Outcome, Summary, isolated_batches, record_outcomes, stage_run
 from musicdata.store import ShardRow, ShardWriter, next_indexes, reconcile, shard_dir
+from musicdata.store.fs import check_shards
 from musicdata.store.table import read_shard_metadata
 from musicdata.workspace import Workspace
 
@@ -63,7 +63,7 @@ def tokenize_codec(
             shas = audio_records.recording_shas(con)
         source_of = lambda rid: f"audio:{shas[rid]}" if rid in shas else None  # noqa: E731
         summary.add("shards_adopted", reconcile(ws, s, run_id, known, source_of=source_of)[0])
-        check_config(ws, name, s.config_hash)  # never write on top of a replaced shard
+        check_shards(ws, s)  # never write on top of a replaced shard (local or at a URL)
         with ws.catalog.write() as con:
             todo = audio_records.recordings_to_encode(
                 con, stage, s.config_hash, cfg.include_near_duplicates

@@ -30,7 +30,14 @@ from musicdata.ingest.ids import (
 from musicdata.ingest.midi import MidiJob, inspect_midi
 from musicdata.ingest.split import assign_split
 from musicdata.isolate import IsolatedPool
-from musicdata.stages.kit import Summary, batched, stage_run, stop_on_environment_errors
+from musicdata.stages.kit import (
+    FanOut,
+    Summary,
+    batched,
+    in_order,
+    stage_run,
+    stop_on_environment_errors,
+)
 from musicdata.stages.transcribe import ingest_counts, transcribe_pending
 from musicdata.workspace import Workspace
 
@@ -59,6 +66,7 @@ def parse_batch(ws: Workspace, shas: list[str]) -> list[dict[str, Any]]:
             cfg.max_duration_s,
             cfg.max_tracks,
             cfg.content_hash_tpq,
+            cfg.max_duration_quarters,
         )
         for sha in shas
     ]
@@ -264,6 +272,9 @@ class Steps:
     parse_audio: Callable[[Workspace, list[str]], list[dict[str, Any]]] = parse_audio_batch
     record_audio: Callable[..., dict[str, Any]] = record_audio_batch
     transcribe: Callable[[Workspace, str], dict[str, int]] = _transcribe
+    # How parse batches run: None, one after another here; the flow's Dask fan-out runs them
+    # at once on a cluster (musicdata.stages.kit.FanOut). Recording stays here, in batch order.
+    fan_out: FanOut | None = None
 
 
 def ingest_paths(
@@ -294,7 +305,8 @@ def ingest_paths(
             "skipped", len(found.candidates) - len(new) + len(found.rejected) - len(rejected)
         )
         midi = [c for c in new if c.kind != "audio"]
-        _ingest_kind(ws, run_id, midi, rejected, steps.parse, steps.record, MIDI, summary)
+        fan_out = steps.fan_out or in_order
+        _ingest_kind(ws, run_id, midi, rejected, steps.parse, steps.record, MIDI, summary, fan_out)
         audio = [c for c in new if c.kind == "audio"]
         if audio:
             record_audio = steps.record_audio
@@ -307,6 +319,7 @@ def ingest_paths(
                 lambda ws, run_id, files, parsed, _: record_audio(ws, run_id, files, parsed),
                 AUDIO,
                 summary,
+                fan_out,
             )
         if transcribe:
             summary.merge(steps.transcribe(ws, run_id))
@@ -322,8 +335,10 @@ def _ingest_kind(
     record: Callable[..., dict[str, Any]],
     kind: InputKind,
     summary: Summary,
+    fan_out: FanOut = in_order,
 ) -> None:
-    """Parse what the catalog has no outcome for (in batches), record every path."""
+    """Parse what the catalog has no outcome for (in batches, through `fan_out`), record every
+    path here, in batch order."""
     midi = kind is MIDI
     chash = ingest_config_hash(ws) if midi else audio_config_hash(ws)
     with ws.catalog.write() as con:
@@ -333,9 +348,11 @@ def _ingest_kind(
     for c in new:
         by_sha.setdefault(c.sha256, []).append(c)
     cfg = ws.config.ingest if midi else ws.config.audio
-    with progress.bar("ingest" if midi else "ingest audio", len(to_parse)) as advance:
-        for batch in batched(to_parse, cfg.batch_size):
-            parsed = parse(ws, list(batch))
+    batches = [list(b) for b in batched(to_parse, cfg.batch_size)]
+    label = "ingest" if midi else "ingest audio"
+    results = fan_out(parse, ((ws, b) for b in batches), name=label)
+    with progress.bar(label, len(to_parse)) as advance:
+        for batch, parsed in zip(batches, results, strict=True):
             stop_on_environment_errors(ws.root, parsed)  # a full disk blames no input
             files = sorted((c for s in batch for c in by_sha[s]), key=lambda c: c.path)
             summary.merge(record(ws, run_id, files, parsed, []))

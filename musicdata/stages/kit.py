@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import errno
 import re
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from musicdata import __version__, progress
 from musicdata.catalog import records
@@ -29,11 +29,15 @@ from musicdata.workspace import Workspace
 T = TypeVar("T")
 
 __all__ = [
+    "FanOut",
     "Outcome",
     "Summary",
     "batched",
     "environment_failure",
+    "in_order",
+    "isolated_batch",
     "isolated_batches",
+    "ordered_fan_out",
     "record_outcomes",
     "stage_run",
     "stop_on_environment_errors",
@@ -92,6 +96,25 @@ class Summary:
             "reasons": dict(sorted(self.reasons.items())),
         }
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The summary as (what, value) rows: facts and counters, then one row per quarantine
+        reason; what a tracked run publishes as its table artifact."""
+        d = self.to_dict()
+        out = [
+            {"what": k, "value": v}
+            for k, v in d.items()
+            if k != "reasons" and not isinstance(v, dict | list)
+        ]
+        return out + [{"what": f"quarantined: {r}", "value": n} for r, n in d["reasons"].items()]
+
+    def markdown(self, title: str) -> str:
+        """The summary as a markdown table under `title` (the run's markdown artifact)."""
+        lines = [f"### {title}", "", "| what | value |", "|---|---|"]
+        for row in self.rows():
+            cells = (str(row["what"]), str(row["value"]))
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        return "\n".join(lines) + "\n"
+
 
 @contextmanager
 def stage_run(
@@ -145,6 +168,62 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[i : i + size]
 
 
+class FanOut(Protocol):
+    """How a driver runs its batch calls: `fan_out(fn, calls, name=...)` yields `fn(*args)` for
+    each args tuple of `calls`, in the order of `calls`, however many run at once. The default
+    (`in_order`) calls them one after another in this process; the Prefect flow passes one that
+    submits each call as a task to a Dask cluster (musicdata.flows.runners). Workers only return
+    records: the driver records them here, in this process, in call order, so the catalog and
+    the shards are the same whichever fan-out ran them (DESIGN rule 1)."""
+
+    def __call__(
+        self, fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, name: str
+    ) -> Iterator[T]: ...
+
+
+def in_order(
+    fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, name: str = ""
+) -> Iterator[T]:
+    """The default fan-out: one call after another, in this process."""
+    for args in calls:
+        yield fn(*args)
+
+
+def ordered_fan_out(
+    submit: Callable[[Callable[..., T], tuple[Any, ...], str], Any], window: int
+) -> FanOut:
+    """A fan-out over any `submit(fn, args, name) -> future` (a future has `.result()`: a
+    concurrent.futures or Dask future, a Prefect future): keeps up to `window` calls in flight
+    and yields their results in call order, so the caller records batch i while the workers run
+    the next ones, and memory holds at most `window` batches of results."""
+    window = max(1, window)
+
+    def fan_out(
+        fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, name: str = ""
+    ) -> Iterator[T]:
+        pending: deque[Any] = deque()
+        for args in calls:
+            pending.append(submit(fn, args, name))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    return fan_out
+
+
+def isolated_batch(
+    fn: Callable[[Any], Any],
+    cfg: Any,
+    batch: Sequence[Any],
+    step: Callable[[IsolatedPool, Sequence[Any]], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """One batch through a pool of isolated workers of its own, on whichever machine runs it (a
+    Dask worker): what a fan-out submits, since a pool of processes cannot travel."""
+    with IsolatedPool.configured(fn, cfg) as pool:
+        return step(pool, list(batch))
+
+
 def isolated_batches(
     fn: Callable[[Any], Any],
     cfg: Any,
@@ -154,18 +233,36 @@ def isolated_batches(
     batch_size: int,
     step: Callable[[IsolatedPool, Sequence[Any]], list[dict[str, Any]]],
     root: Path,
+    fan_out: FanOut | None = None,
 ) -> Iterator[tuple[Sequence[Any], list[dict[str, Any]]]]:
-    """Run `jobs` through one pool of isolated workers (sized and limited by the stage's config
-    section), a batch at a time: yields (batch, records). `step(pool, batch)` is the batch call
-    (the Prefect flow swaps in a task-wrapped one); a failure is a quarantine record, unless it
-    is the machine's (full disk, I/O error, workspace permissions under `root`): that stops the
-    run with WorkspaceWriteError before anything of the batch is recorded."""
-    with IsolatedPool.configured(fn, cfg) as pool, progress.bar(label, len(jobs)) as advance:
-        for batch in batched(jobs, batch_size):
-            out = step(pool, batch)
-            stop_on_environment_errors(root, out)
-            yield batch, out
-            advance(len(batch))
+    """Run `jobs` through isolated workers (sized and limited by the stage's config section), a
+    batch at a time: yields (batch, records) in batch order. `step(pool, batch)` is the batch
+    call (the Prefect flow swaps in a task-wrapped one). Without `fan_out`, one pool in this
+    process runs every batch; with one, each batch runs as `isolated_batch` wherever the
+    fan-out sends it. A failure is a quarantine record, unless it is the machine's (full disk,
+    I/O error, workspace permissions under `root`): that stops the run with WorkspaceWriteError
+    before anything of the batch is recorded."""
+    batches = list(batched(jobs, batch_size))
+    with progress.bar(label, len(jobs)) as advance:
+        if fan_out is None:
+            with IsolatedPool.configured(fn, cfg) as pool:
+                results: Iterator[list[dict[str, Any]]] = (step(pool, b) for b in batches)
+                yield from _checked(root, batches, results, advance)
+        else:
+            calls = ((fn, cfg, b, step) for b in batches)
+            yield from _checked(root, batches, fan_out(isolated_batch, calls, name=label), advance)
+
+
+def _checked(
+    root: Path,
+    batches: list[Sequence[Any]],
+    results: Iterator[list[dict[str, Any]]],
+    advance: Callable[[int], None],
+) -> Iterator[tuple[Sequence[Any], list[dict[str, Any]]]]:
+    for batch, out in zip(batches, results, strict=True):
+        stop_on_environment_errors(root, out)
+        yield batch, out
+        advance(len(batch))
 
 
 # How a worker's OSError reads once it is text ("OSError: [Errno 28] No space left on device:

@@ -16,14 +16,22 @@ from typing import Any
 
 from musicdata.catalog import records
 from musicdata.catalog.shard_views import refresh_shard_views
-from musicdata.catalog.verify import check_config
-from musicdata.encodings import Encoding, get_encoding
+from musicdata.encodings import Encoding, get_encoding, workspace_encoding
 from musicdata.encodings.worker import TokenizeJob, tokenize_piece
 from musicdata.fsutil import atomic_write, sha256_file
 from musicdata.isolate import IsolatedPool
-from musicdata.stages.kit import Outcome, Summary, isolated_batches, record_outcomes, stage_run
+from musicdata.stages.kit import (
+    FanOut,
+    Outcome,
+    Summary,
+    isolated_batches,
+    record_outcomes,
+    stage_run,
+)
 from musicdata.store import ShardRow, ShardWriter, next_indexes, reconcile, shard_dir
+from musicdata.store.fs import check_shards, location
 from musicdata.store.rows import fidelity_rows
+from musicdata.store.vocab import record_vocab
 from musicdata.workspace import Workspace
 
 KEYS = ("tokenized", "quarantined", "skipped", "shards_written", "shards_adopted", "tokens")
@@ -42,6 +50,9 @@ class Steps:
     """Step functions; the Prefect flow swaps in task-wrapped versions."""
 
     tokenize: Callable[[IsolatedPool, Sequence[TokenizeJob]], list[dict[str, Any]]] = tokenize_batch
+    # None: one pool here runs every batch; a fan-out (the flow's Dask one) runs each batch in a
+    # pool on a worker. The shards are written here either way, in batch order.
+    fan_out: FanOut | None = None
 
 
 def tokenize_encoding(
@@ -59,7 +70,7 @@ def tokenize_encodings(
     steps: Steps | None = None,
 ) -> list[Summary]:
     """Tokenize every piece into every named encoding through one shared worker pool."""
-    encs = [prepare_encoding(ws, get_encoding(n, ws.config.encodings.get(n))) for n in names]
+    encs = [prepare_encoding(ws, workspace_encoding(ws.config, n)) for n in names]
     with ExitStack() as stack:
         runs = [
             stack.enter_context(
@@ -69,7 +80,7 @@ def tokenize_encodings(
                     run_ids[e.name],
                     config_hash=e.config_hash,
                     keys=KEYS,
-                    info={"encoding": e.name, "shard_dir": str(ws.abspath(shard_dir(e)))},
+                    info={"encoding": e.name, "shard_dir": str(location(ws, shard_dir(e)))},
                     lock=i == 0,  # one workspace lock for the whole call
                 )
             )
@@ -87,6 +98,7 @@ def tokenize_encodings(
                 w.writer.close(con)
                 s.add("shards_written", w.writer.shards_written)
                 s.add("tokens", w.writer.tokens)
+                record_vocab(con, w.enc)  # the `vocab` view: ids to token names, once per config
             refresh_shard_views(con, ws.root)  # analysts' in-place views cover the new shards
     return runs
 
@@ -107,7 +119,7 @@ def _setup(ws: Workspace, encs: list[Encoding], runs: list[Summary]) -> list[_Jo
     cfg_paths = {e.name: _ensure_config(ws, e) for e in encs}
     for e, s in zip(encs, runs, strict=True):
         s.add("shards_adopted", reconcile(ws, e, s.run_id, known[e.name])[0])
-        check_config(ws, e.name, e.config_hash)  # never write on top of a replaced shard
+        check_shards(ws, e)  # never write on top of a replaced shard
     jobs = []
     with ws.catalog.write() as con:
         for e in encs:
@@ -193,6 +205,7 @@ def _tokenize_all(
         batch_size=tcfg.batch_size,
         step=steps.tokenize,
         root=ws.root,
+        fan_out=steps.fan_out,
     )
     for _, results in batches:
         bad: dict[str, list[Outcome]] = {}
@@ -246,6 +259,7 @@ def _measure_missing_fidelity(
         batch_size=tcfg.batch_size,
         step=steps.tokenize,
         root=ws.root,
+        fan_out=steps.fan_out,
     )
     for _, results in batches:
         with ws.catalog.write() as con:

@@ -29,7 +29,7 @@ from musicdata.catalog.connection import now
 from musicdata.catalog.outcomes import Outcome, record_outcomes
 from musicdata.ingest.ids import ingest_config_hash, piece_id_for
 from musicdata.isolate import IsolatedPool
-from musicdata.stages.kit import Summary, isolated_batches, stage_run
+from musicdata.stages.kit import FanOut, Summary, isolated_batches, stage_run
 from musicdata.workspace import Workspace
 
 STAGE = "transcribe"
@@ -55,6 +55,9 @@ class Steps:
     transcribe: Callable[[IsolatedPool, list[TranscribeJob]], list[dict[str, Any]]] = (
         transcribe_batch
     )
+    # None: one pool here (the model loaded once per worker); a fan-out (the flow's Dask one)
+    # runs each batch in a pool on a worker. Recording stays here, in batch order.
+    fan_out: FanOut | None = None
 
 
 def transcribe_pending(
@@ -112,6 +115,7 @@ def _run_all(
         batch_size=batch_size,
         step=steps.transcribe,
         root=ws.root,
+        fan_out=steps.fan_out,
     )
     for _, results in batches:
         record_transcriptions(ws, run_id, results, meta, summary)

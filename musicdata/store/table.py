@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +36,7 @@ class ShardRow:
 
 @dataclass(frozen=True)
 class WrittenShard:
-    path: Path
+    path: Path | str  # a URL when the shards live on object storage (musicdata.store.fs)
     n_rows: int
     n_tokens: int
     size_bytes: int
@@ -100,25 +101,32 @@ def build_table(
     return table.replace_schema_metadata(meta.metadata)
 
 
+def write_parquet(table: pa.Table, path: Path, cfg: ShardConfig) -> None:
+    """The one Parquet writer of shards: the same table and settings give the same bytes."""
+    pq.write_table(
+        table,
+        path,
+        compression=cfg.compression,
+        compression_level=cfg.compression_level,
+        row_group_size=cfg.row_group_rows,
+        write_statistics=True,
+    )
+
+
+def n_tokens(table: pa.Table) -> int:
+    return int(pa.compute.sum(table.column("length")).as_py() or 0)
+
+
 def write_shard(table: pa.Table, path: Path, cfg: ShardConfig) -> WrittenShard:
-    """Write atomically; readers never see half a shard."""
-
-    def write(tmp: Path) -> None:
-        pq.write_table(
-            table,
-            tmp,
-            compression=cfg.compression,
-            compression_level=cfg.compression_level,
-            row_group_size=cfg.row_group_rows,
-            write_statistics=True,
-        )
-
-    atomic_write(path, write)
-    n_tokens = int(pa.compute.sum(table.column("length")).as_py() or 0)
-    return WrittenShard(path, table.num_rows, n_tokens, path.stat().st_size, sha256_file(path))
+    """Write atomically to a local path; readers never see half a shard."""
+    atomic_write(path, lambda tmp: write_parquet(table, tmp, cfg))
+    return WrittenShard(
+        path, table.num_rows, n_tokens(table), path.stat().st_size, sha256_file(path)
+    )
 
 
-def read_shard_metadata(path: Path) -> dict[str, str]:
+def read_shard_metadata(path: Path | BinaryIO) -> dict[str, str]:
+    """The `musicdata.*` key-value metadata of a shard (a path or an open file)."""
     meta = pq.read_schema(path).metadata or {}
     return {
         k.decode()[len("musicdata.") :]: v.decode()

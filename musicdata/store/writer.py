@@ -11,19 +11,21 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from musicdata.catalog import records
-from musicdata.fsutil import TMP_SUFFIX, sha256_file
+from musicdata.fsutil import TMP_SUFFIX
+from musicdata.schemas.faults import fault
+from musicdata.store import fs as store_fs
 from musicdata.store.layout import PART_RE, ShardSpec, shard_dir, shard_relpath
 from musicdata.store.rows import record_shard, shard_rows, stage_name
 from musicdata.store.table import (
     ShardRow,
     WrittenShard,
     build_table,
+    n_tokens,
     read_shard_metadata,
-    write_shard,
+    write_parquet,
 )
 from musicdata.workspace import Workspace
 
@@ -80,7 +82,10 @@ class ShardWriter:
             sub_tokens=self.sub_tokens,
             extra_meta=self.extra_meta,
         )
-        written = write_shard(table, self.ws.abspath(rel), self.ws.config.shards)
+        cfg = self.ws.config.shards
+        loc, size, digest = store_fs.write(self.ws, rel, lambda tmp: write_parquet(table, tmp, cfg))
+        written = WrittenShard(loc, table.num_rows, n_tokens(table), size, digest)
+        fault("store.after_rename")  # renamed into place, catalog rows not yet committed
         lengths = {r.piece_id: len(r.tokens) for r in rows}
         fid = {p: self.fidelity.pop(p) for p in lengths if p in self.fidelity}
         self.shards_written += 1
@@ -100,6 +105,9 @@ def reconcile(
     """Adopt whole shards a crash left without catalog rows, delete the rest: (adopted, deleted).
     `known`: the shard paths the catalog has for this config; `source_of`: row id -> lineage node,
     None for an id this workspace does not know (the file is then deleted, not adopted)."""
+    _sweep_config_saves(ws)
+    if store_fs.shard_root_url(ws) is not None:
+        return _reconcile_files(ws, spec, run_id, known, source_of)
     root = ws.abspath(shard_dir(spec))
     if not root.exists():
         return 0, 0
@@ -112,7 +120,7 @@ def reconcile(
         rel = str(path.relative_to(ws.root))
         if not path.is_file() or path.name in CONFIG_FILES or rel in known:
             continue
-        if _adopt(ws, spec, path, rel, run_id, source_of):
+        if _adopt(ws, spec, path.name, rel, run_id, source_of):
             adopted += 1
         else:
             path.unlink()
@@ -120,21 +128,58 @@ def reconcile(
     return adopted, deleted
 
 
+def _sweep_config_saves(ws: Workspace) -> None:
+    """Delete torn config saves (`.tokenizer.json.<hex>.tmp`, its `.tmp.d` folder) beside every
+    encoding's shards, not only this one's: a run killed while saving one encoding's config must
+    not leave debris that a later run of other encodings never cleans (issue 18). Safe under
+    the workspace run lock, which every writer of this folder holds."""
+    for path in sorted(ws.shards_dir.glob("*/*/.*")):
+        if path.name.endswith(TMP_SUFFIX + ".d") and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.endswith(TMP_SUFFIX) and path.name.startswith(
+            tuple(f".{name}." for name in CONFIG_FILES)
+        ):
+            path.unlink(missing_ok=True)
+
+
+def _reconcile_files(
+    ws: Workspace,
+    spec: ShardSpec,
+    run_id: str,
+    known: set[str],
+    source_of: Callable[[str], str | None] | None,
+) -> tuple[int, int]:
+    """`reconcile` for shards at a URL root: the same rules over the store's file listing (an
+    object store has no folders and no torn config saves: configs stay in the workspace)."""
+    adopted = deleted = 0
+    for rel in store_fs.list_files(ws, shard_dir(spec)):
+        name = rel.rsplit("/", 1)[-1]
+        if name in CONFIG_FILES or rel in known:
+            continue
+        if _adopt(ws, spec, name, rel, run_id, source_of):
+            adopted += 1
+        else:
+            store_fs.delete(ws, rel)
+            deleted += 1
+    return adopted, deleted
+
+
 def _adopt(
     ws: Workspace,
     spec: ShardSpec,
-    path: Path,
+    name: str,
     rel: str,
     run_id: str,
     source_of: Callable[[str], str | None] | None,
 ) -> bool:
     import pyarrow.parquet as pq
 
-    if path.name.endswith(TMP_SUFFIX) or not PART_RE.match(path.name):
+    if name.endswith(TMP_SUFFIX) or not PART_RE.match(name):
         return False
     try:
-        meta = read_shard_metadata(path)
-        table = pq.read_table(path, columns=["piece_id", "length"])
+        with store_fs.open_read(ws, rel) as fh:
+            meta = read_shard_metadata(fh)
+            table = pq.read_table(fh, columns=["piece_id", "length"])
     except (OSError, ValueError):  # a torn or foreign file is deleted, not trusted
         return False
     if meta.get("encoding") != spec.name or meta.get("config_hash") != spec.config_hash:
@@ -148,8 +193,9 @@ def _adopt(
         done = records.stage_status(con, stage_name(spec), spec.config_hash, ids)
     if done:  # some of its pieces already live in another shard: adopting would duplicate them
         return False
-    size = path.stat().st_size
-    written = WrittenShard(path, table.num_rows, sum(lengths.values()), size, sha256_file(path))
-    split = meta.get("split", path.parent.name)
+    size, digest = store_fs.size_and_sha256(ws, rel)
+    loc = store_fs.location(ws, rel)
+    written = WrittenShard(loc, table.num_rows, sum(lengths.values()), size, digest)
+    split = meta.get("split", rel.rsplit("/", 2)[-2])
     record_shard(ws, spec, rel, split, written, lengths, run_id, sources=sources)
     return True

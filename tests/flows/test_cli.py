@@ -35,7 +35,7 @@ def test_ingest_tokenize_query_rerun(tmp_path: Path, corpus: Path) -> None:
     (remi,) = t["encodings"]
     assert remi["tokenized"] == len(REAL) - 1 and Path(remi["shard_dir"]).is_dir()
     q = _json(["--home", home, "catalog", "sql", "SELECT count(*) AS n FROM pieces"])
-    assert q == {"count": 1, "rows": [{"n": len(REAL)}]}
+    assert q == {"count": 1, "rows": [{"n": len(REAL)}], "home": str(Path(home).resolve())}
     stats = _json(["--home", home, "catalog", "stats"])
     assert stats["counts"]["quarantine"] == len(BROKEN)
     assert {r["encoding"] for r in stats["token_stats"]} == {"remi"}
