@@ -33,8 +33,10 @@ check: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# Every benchmark at a quick size, then one table (docs/benchmarks.md); BENCH_ARGS=--long for
+# the full sizes, BENCH_ARGS="--only e2e,views" for a subset.
 bench: setup
-	$(BIN)/python benchmarks/bench_tokenize.py
+	$(BIN)/python benchmarks/bench_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) musicdata-home .pytest_cache .ruff_cache
