@@ -156,6 +156,8 @@ def test_cli_refuses_codec_without_weights(tmp_path: Path) -> None:
     home = tmp_path / "h"
     home.mkdir()
     (home / "musicdata.toml").write_text(f'[codec]\nmodel_32k = "{NO_WEIGHTS.model_32k}"\n')
+    with Workspace.open(home).catalog.write():  # a real, empty workspace (not a bare folder)
+        pass
     res = subprocess.run(
         [
             sys.executable,

@@ -194,7 +194,7 @@ def test_full_disk_writing_a_shard_stops_tokenize(
     def full(table: Any, path: Path, cfg: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(store_writer, "write_shard", full)
+    monkeypatch.setattr(store_writer, "write_parquet", full)
     with pytest.raises(WorkspaceWriteError, match="No space left on device"):
         tokenize_encoding(ws, "remi", run_id="full")
     assert _rows(ws, "SELECT * FROM core.quarantine") == []
