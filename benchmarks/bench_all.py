@@ -70,6 +70,23 @@ def end_to_end(long: bool) -> None:
         _run(_script("bench_end_to_end.py", "--files", str(files)))
 
 
+def end_to_end_pop(long: bool) -> None:
+    """The same with the `pop` NB preset: the official NMT preprocessing's settings, the ones
+    behind the reference's 14 files/s (bench_end_to_end.py --preset pop)."""
+    del long
+    _run(_script("bench_end_to_end.py", "--files", "1000", "--preset", "pop"))
+
+
+def fidelity(long: bool) -> None:
+    """Strict round-trip fidelity of every encoding: the demo corpus, and real scores and
+    simulated performances as written and normalized (bench_fidelity.py)."""
+    del long
+    _run(_script("bench_fidelity.py", "--workers", "2", "--demo", "--save", "fidelity_demo"))
+    _run(_script("bench_fidelity.py", "--workers", "2", "--save", "fidelity_real"))
+    norm = ["--normalize", "--save", "fidelity_real_normalized"]
+    _run(_script("bench_fidelity.py", "--workers", "2", *norm))
+
+
 def tokenize_vs_raw(long: bool) -> None:
     """The tokenize stage with 1 and 2 workers vs a raw loop of the same tokenizer
     (bench_encodings.py; fidelity off, as the raw loop does none)."""
@@ -223,6 +240,8 @@ def scale(long: bool) -> None:
 
 BENCHES: dict[str, Callable[[bool], None]] = {
     "e2e": end_to_end,
+    "e2e-pop": end_to_end_pop,
+    "fidelity": fidelity,
     "tokenize": tokenize_vs_raw,
     "transcribe": transcribe_vs_raw,
     "codec": codec_vs_raw,
