@@ -71,6 +71,10 @@ def _folder_and_config(spec: str | Path) -> tuple[Path, str | None]:
     return folder, None
 
 
+class NoMediaColumn(ValueError):
+    """The dataset has no (single) column of MIDI/audio bytes: e.g. a published token dataset."""
+
+
 def is_hub_source(spec: str | Path) -> bool:
     return str(spec).startswith(HF_PREFIX) or is_hub_folder(_folder_and_config(spec)[0])
 
@@ -146,7 +150,7 @@ def media_column(features: Any, wanted: str | None = None) -> str:
             f"cannot tell which column holds the MIDI/audio bytes (bytes-like: {found or 'none'}; "
             f"all: {list(features)}); name it with column=..."
         )
-        raise ValueError(msg)
+        raise NoMediaColumn(msg)
     return found[0]
 
 
@@ -184,23 +188,33 @@ def discover_hub(ws: Workspace, sources: list[str | Path], column: str | None = 
     out = Discovery()
     for spec in sources:
         src = parse_source(spec)
-        for path, _, data in iter_rows(src, ws.tmp_dir / "hf-datasets", column):
-            if data is None:
-                detail = "the row's media column is empty (no bytes, no readable path)"
-                out.rejected.append(Rejected(path, "no_bytes", detail, stage="ingest"))
-                continue
-            kind = _kind(data[:16])  # anything not audio goes to the MIDI parser to be judged
-            section = ws.config.audio if kind == "audio" else ws.config.ingest
-            cap = int(section.max_file_mb * _MB)
-            if len(data) > cap:
-                detail = f"{len(data)} bytes > cap {cap}"
-                out.rejected.append(Rejected(path, "too_large", detail, stage="ingest"))
-                continue
-            sha, size = _store(ws, io.BytesIO(data), cap)
-            out.candidates.append(Candidate(path, sha, size, kind=kind))
+        try:
+            _add_rows(ws, src, column, out)
+        except NoMediaColumn as exc:  # a dataset of tokens or text, not of media: the source's
+            # fault, so it is quarantined like a bad file and the other inputs go on
+            detail = f"not a MIDI/audio dataset: {exc}"
+            out.rejected.append(Rejected(str(spec), "unsupported_format", detail, stage="ingest"))
     sync_store()
     out.candidates.sort(key=lambda c: c.path)
     return out
+
+
+def _add_rows(ws: Workspace, src: HubSource, column: str | None, out: Discovery) -> None:
+    """Store one source's rows (each row a candidate, or rejected with a reason)."""
+    for path, _, data in iter_rows(src, ws.tmp_dir / "hf-datasets", column):
+        if data is None:
+            detail = "the row's media column is empty (no bytes, no readable path)"
+            out.rejected.append(Rejected(path, "no_bytes", detail, stage="ingest"))
+            continue
+        kind = _kind(data[:16])  # anything not audio goes to the MIDI parser to be judged
+        section = ws.config.audio if kind == "audio" else ws.config.ingest
+        cap = int(section.max_file_mb * _MB)
+        if len(data) > cap:
+            detail = f"{len(data)} bytes > cap {cap}"
+            out.rejected.append(Rejected(path, "too_large", detail, stage="ingest"))
+            continue
+        sha, size = _store(ws, io.BytesIO(data), cap)
+        out.candidates.append(Candidate(path, sha, size, kind=kind))
 
 
 def discover_any(ws: Workspace, inputs: list[Any]) -> Discovery:

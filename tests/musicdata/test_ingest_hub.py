@@ -83,3 +83,17 @@ def test_media_column_must_be_unambiguous() -> None:
     assert media_column(named) == "midi_bytes"
     with pytest.raises(ValueError, match="expected hf://ORG/NAME"):
         parse_source("hf://not a repo")
+
+
+def test_a_token_dataset_is_quarantined_and_the_rest_goes_on(ws: Workspace, tmp_path: Path) -> None:
+    """A dataset with no MIDI/audio column (e.g. one `musicdata publish` wrote: token ids) is the
+    input's fault: quarantined with the reason, not a traceback, and the other inputs ingest."""
+    tokens = tmp_path / "tokens"
+    datasets.Dataset.from_dict(
+        {"piece_id": ["a", "b"], "tokens": [[1, 2, 3], [4, 5]]}
+    ).save_to_disk(str(tokens))
+    s = ingest_paths(ws, [tokens, FIXTURES / REAL[0]], run_id="hub-tok", transcribe=False)
+    assert (s.ok, s.quarantined) == (1, 1), s.to_dict()
+    (q,) = ws.catalog.query("SELECT path, reason, detail FROM quarantine").to_pylist()
+    assert q["reason"] == "unsupported_format" and Path(q["path"]) == tokens, q
+    assert "not a MIDI/audio dataset" in q["detail"] and "tokens" in q["detail"], q
