@@ -9,19 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NONE
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from musicdata.flows import runners
+from musicdata.flows.policy import CATALOG_WRITER, stage_task
 from musicdata.stages.ingest import parse_audio_batch, record_audio_batch
 from musicdata.stages.transcribe import Steps as TranscribeSteps
 from musicdata.stages.transcribe import ingest_counts, transcribe_batch, transcribe_pending
 from musicdata.workspace import Workspace
 
-parse_audio_task = task(parse_audio_batch, name="parse-audio-batch", cache_policy=NONE)
-record_audio_task = task(record_audio_batch, name="record-audio-batch", cache_policy=NONE)
-_transcribe = task(transcribe_batch, name="transcribe-batch", cache_policy=NONE)
+# The same policy as the MIDI tasks (flows/policy.py): transient failures retried, never a bad
+# recording (that is a quarantine); the catalog-writing step holds the `catalog-writer` slot.
+parse_audio_task = stage_task(parse_audio_batch, "parse-audio-batch")
+record_audio_task = stage_task(record_audio_batch, "record-audio-batch", tags=(CATALOG_WRITER,))
+_transcribe = stage_task(transcribe_batch, "transcribe-batch")
 
 
 def _run_id(stage: str) -> str:
@@ -60,7 +62,7 @@ def tokenize_codec_flow(
     from musicdata.stages.codec import Steps as CodecSteps
     from musicdata.stages.codec import encode_batch, tokenize_codec
 
-    encode = task(encode_batch, name="encode-codec-batch", cache_policy=NONE)
+    encode = stage_task(encode_batch, "encode-codec-batch")
     ws = Workspace.open(home, Path(config) if config else None)
     out = []
     for name in encodings:

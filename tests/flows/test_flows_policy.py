@@ -82,3 +82,11 @@ def test_tasks_carry_retries_backoff_and_tags() -> None:
     assert policy.CATALOG_WRITER in _record.tags
     assert policy.GPU in _train.tags and policy.GPU in _evaluate.tags
     assert _train.retries == 0  # a failed training resumes from its checkpoint instead
+
+
+def test_audio_tasks_follow_the_same_policy() -> None:
+    from musicdata.flows import audio
+
+    for t in (audio.parse_audio_task, audio.record_audio_task, audio._transcribe):
+        assert t.retries == policy.RETRIES and t.retry_condition_fn is policy.retry_transient, t
+    assert policy.CATALOG_WRITER in audio.record_audio_task.tags
