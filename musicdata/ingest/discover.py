@@ -103,10 +103,17 @@ def discover(ws: Workspace, inputs: list[Path]) -> Discovery:
     return out
 
 
+_unsynced = 0  # blobs this process stored since the last sync_store()
+
+
 def sync_store() -> None:
     """Make every blob stored since the last call durable, once: the blobs are written without
-    their own fsync (see `_store`), and nothing references them before this returns."""
-    os.sync()
+    their own fsync (see `_store`), and nothing references them before this returns. A rerun
+    that stored nothing new syncs nothing (os.sync flushes the whole machine)."""
+    global _unsynced
+    if _unsynced:
+        os.sync()
+        _unsynced = 0
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -175,6 +182,7 @@ def _store(
     No fsync per blob: discovery calls `sync_store()` once before any blob is referenced by the
     catalog. A kill never loses written data (the page cache survives the process); a power
     cut before that sync loses only blobs nothing refers to yet."""
+    global _unsynced
     staging = ws.tmp_dir / "incoming"
     staging.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(staging / "blob")
@@ -187,6 +195,7 @@ def _store(
         if not final.exists():
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp.replace(final)
+            _unsynced += 1
         return sha, size
     finally:
         tmp.unlink(missing_ok=True)
